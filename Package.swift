@@ -1,0 +1,71 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// The folder tree is the architecture:
+//   Sources/Sensor      binary `portsentry`: capture → parse → detect → respond → report
+//   Sources/Controller  binary `portsentry-controller`
+//   Sources/Shared      the wire contract both sides read (no pcap, no HTTP server)
+//   Sources/C*          thin system-library shims; each binary links only what it uses.
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "portsentry",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "portsentry", targets: ["Sensor"]),
+        .executable(name: "portsentry-controller", targets: ["Controller"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
+        .systemLibrary(name: "CLinux"),
+        .target(
+            name: "PortsentryShared",
+            path: "Sources/Shared",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "Sensor",
+            dependencies: [
+                "PortsentryShared", "CPcap", "CLinux",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Sensor",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "Controller",
+            dependencies: [
+                "PortsentryShared",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Controller",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SharedTests",
+            dependencies: ["PortsentryShared"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SensorTests",
+            dependencies: ["Sensor", "PortsentryShared"],
+            exclude: ["Fixtures/record-fixtures.sh", "Fixtures/README.md"],
+            resources: [.copy("Fixtures/pcap")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["PortsentryShared"],
+            swiftSettings: strict
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

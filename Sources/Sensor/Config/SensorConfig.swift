@@ -1,0 +1,67 @@
+/// Everything `portsentry.conf` can say, validated. Built only by `ConfigParser`, so a
+/// value of this type is always complete and consistent: nothing starts half-configured.
+struct SensorConfig: Sendable, Equatable {
+    // Portsentry 2.x and 1.2 keys.
+    var tcpPorts = PortSet()
+    var udpPorts = PortSet()
+    var advancedPortsTCP: UInt16 = 1024
+    var advancedPortsUDP: UInt16 = 1024
+    var advancedExcludeTCP = PortSet([113...113, 139...139])
+    var advancedExcludeUDP = PortSet([67...67, 137...138, 520...520])
+    var ignoreFile: String? = nil
+    var historyFile: String? = nil
+    var blockedFile: String? = nil
+    var resolveHost = false
+    var blockTCP: BlockMode = .logOnly
+    var blockUDP: BlockMode = .logOnly
+    var killRoute: String? = nil
+    var killHostsDeny: String? = nil
+    var killRunCmd: String? = nil
+    var killRunCmdFirst = false
+    var scanTrigger = 0
+    var portBanner: String? = nil
+
+    // Keys of our own (Portsentry has none of these).
+    /// SCAN_TRIGGER counts hits inside this window; a count that never decays would turn
+    /// a year of background noise into a block.
+    var scanTriggerWindow: Int64 = 300
+    var historyFormat: HistoryFormat = .portsentry2
+    var jsonLogFile: String? = nil
+    var closedPortDetection = true
+    var closedPortThreshold = 21
+    var closedPortMaxGap: Int64 = 3
+    var closedPortWeightPrivileged = 3
+    var closedPortWeightHigh = 1
+    var stateTableSize = 65_536
+    var logRate = 20
+    var logBurst = 200
+    var logPerSource = 50
+    var captureBufferMB = 32
+
+    /// True when the file used keys only Portsentry 1.2 knows (its history format is then the default).
+    var looksLike12 = false
+
+    enum BlockMode: Int, Sendable, Equatable {
+        case logOnly = 0, block = 1, runCommandOnly = 2
+    }
+
+    enum HistoryFormat: String, Sendable, Equatable {
+        /// `2026-11-25T01:43:06.802+0000 Scan from: [...]`: Portsentry 2.x, its fail2ban filter.
+        case portsentry2 = "2"
+        /// `1403884279 - 06/27/2014 17:51:19 Host: ip/ip Port: 1 TCP Blocked`: 1.2, fail2ban's stock filter.
+        case portsentry12 = "1.2"
+    }
+
+    init() {}
+}
+
+/// A config error with its place: `portsentry.conf:12: SCAN_TRIGGER: 'x' is not ...`.
+struct ConfigError: Error, CustomStringConvertible, Equatable {
+    let file: String
+    let line: Int
+    let message: String
+
+    var description: String {
+        line > 0 ? "\(file):\(line): \(message)" : "\(file): \(message)"
+    }
+}

@@ -1,0 +1,41 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads whole small text files (config, ignore list, /proc) with a size bound and an
+/// error that says what went wrong, without Foundation.
+enum TextFile {
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static func read(_ path: String, limit: Int) throws(Failure) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Failure(description: "cannot open: \(errnoText())") }
+        defer { close(fd) }
+        var st = stat()
+        if fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
+            throw Failure(description: "is a directory, expected a file")
+        }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Failure(description: "read failed: \(errnoText())")
+            }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+            if bytes.count > limit { throw Failure(description: "larger than the \(limit >> 10) KiB limit") }
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw Failure(description: "is not UTF-8 text")
+        }
+        return text
+    }
+}
+
+func errnoText(_ code: Int32 = errno) -> String {
+    String(cString: strerror(code))
+}

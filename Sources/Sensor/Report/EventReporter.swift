@@ -1,0 +1,70 @@
+import Logging
+import PortsentryShared
+
+/// Writes every admitted event to the configured outputs: the console or syslog (2.x line
+/// or JSON), HISTORY_FILE (2.x or 1.2 format) and JSON_LOG_FILE. The output limiter
+/// decides what is admitted; what it holds back is summarised every `summaryInterval`.
+final class EventReporter {
+    enum ConsoleFormat: String, Sendable { case text, json }
+
+    /// How often suppressed output is summarised.
+    static let summaryInterval: Int64 = 10 * nanosPerSecond
+
+    private let logger: Logger
+    private let consoleFormat: ConsoleFormat
+    private let historyFormat: SensorConfig.HistoryFormat
+    private let history: AppendFile?
+    private let json: AppendFile?
+    private(set) var limiter: OutputLimiter
+    private var lastSummary: Int64? = nil
+    private(set) var eventsByKind: [String: UInt64] = [:]
+
+    init(config: SensorConfig, consoleFormat: ConsoleFormat, logger: Logger = Diagnostics.logger) {
+        self.logger = logger
+        self.consoleFormat = consoleFormat
+        historyFormat = config.historyFormat
+        history = config.historyFile.map(AppendFile.init)
+        json = config.jsonLogFile.map(AppendFile.init)
+        limiter = OutputLimiter(rate: config.logRate, burst: config.logBurst, perSource: config.logPerSource)
+    }
+
+    /// Creates the files' directories and checks they can be written (at start-up, so a
+    /// wrong path is an error before anything runs).
+    func prepare() throws(TextFile.Failure) {
+        try history?.prepare()
+        try json?.prepare()
+    }
+
+    func report(_ d: DetectedEvent, now: Int64) {
+        eventsByKind[d.event.kind.name, default: 0] &+= 1
+        guard limiter.admit(d, now: now) else { return }
+        let e = d.event
+        switch consoleFormat {
+        case .text: logger.notice("\(EventFormatter.portsentry2(e))")
+        case .json: logger.notice("\(EventFormatter.json(e))")
+        }
+        if let history {
+            switch historyFormat {
+            case .portsentry2: history.append([EventFormatter.portsentry2History(e)])
+            case .portsentry12: if let line = EventFormatter.portsentry12History(e) { history.append([line]) }
+            }
+        }
+        json?.append([EventFormatter.json(e)])
+    }
+
+    /// Called from the loop's timer: emits the suppression summary when one is due.
+    func tick(now: Int64) {
+        guard let last = lastSummary else {
+            lastSummary = now
+            return
+        }
+        guard now - last >= Self.summaryInterval else { return }
+        lastSummary = now
+        if let line = limiter.summary(seconds: Int((now - last) / nanosPerSecond)) { logger.notice("\(line)") }
+    }
+
+    /// Flushes the final summary (at exit or end of a replay).
+    func finish() {
+        if let line = limiter.summary(seconds: 0) { logger.notice("\(line)") }
+    }
+}
