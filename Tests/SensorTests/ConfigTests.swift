@@ -1,1 +1,179 @@
+@testable import Sensor
+import PortsentryShared
 import Testing
+
+@Suite struct ConfigTests {
+    func parse(_ text: String) throws(ConfigError) -> SensorConfig {
+        try ConfigParser.parse(text: text, file: "test.conf")
+    }
+
+    func error(_ text: String) -> ConfigError? {
+        do { _ = try parse(text); return nil } catch { return error }
+    }
+
+    /// Portsentry 2.x's example file (examples/portsentry.conf), uncommented keys.
+    @Test func readsPortsentry2Example() throws {
+        let c = try parse("""
+            # PortSentry Configuration
+            TCP_PORTS="1,7,9,11,13,15,17,19,20,21,70,79,111,113,119,389,512-515,540,543-544,873,989,990,992,1080"
+            UDP_PORTS="7,9,13,19,111,389,513,517-518"
+            IGNORE_FILE="/etc/portsentry/portsentry.ignore"
+            HISTORY_FILE="/var/log/portsentry.log"
+            BLOCKED_FILE="/tmp/portsentry.blocked"
+            #KILL_ROUTE="/sbin/iptables -I INPUT -s $TARGET$ -j DROP"
+            """)
+        #expect(c.tcpPorts.count == 28)
+        #expect(c.tcpPorts.contains(514) && !c.tcpPorts.contains(516))
+        #expect(c.udpPorts.description == "7,9,13,19,111,389,513,517-518")
+        #expect(c.historyFile == "/var/log/portsentry.log")
+        #expect(c.historyFormat == .portsentry2)
+        #expect(c.blockTCP == .logOnly)
+    }
+
+    /// Debian bookworm's 1.2 file: its keys, its `KEY="value"` syntax; 1.2 history by default.
+    @Test func readsDebian12Config() throws {
+        let c = try parse("""
+            TCP_PORTS="1,11,15,79,111,119,143,540,635,1080,1524,2000,5742,6667,12345,12346,20034,27665,31337,32771,32772,32773,32774,40421,49724,54320"
+            UDP_PORTS="1,7,9,69,161,162,513,635,640,641,700,37444,34555,31335,32770,32771,32772,32773,32774,31337,54321"
+            ADVANCED_PORTS_TCP="1024"
+            ADVANCED_PORTS_UDP="1024"
+            ADVANCED_EXCLUDE_TCP="113,139"
+            ADVANCED_EXCLUDE_UDP="520,138,137,67"
+            IGNORE_FILE="/etc/portsentry/portsentry.ignore"
+            HISTORY_FILE="/var/lib/portsentry/portsentry.history"
+            BLOCKED_FILE="/var/lib/portsentry/portsentry.blocked"
+            RESOLVE_HOST = "0"
+            BLOCK_UDP="0"
+            BLOCK_TCP="0"
+            KILL_ROUTE="/sbin/route add -host $TARGET$ reject"
+            KILL_HOSTS_DENY="ALL: $TARGET$ : DENY"
+            SCAN_TRIGGER="0"
+            """)
+        #expect(c.looksLike12)
+        #expect(c.historyFormat == .portsentry12)
+        #expect(c.advancedExcludeUDP.description == "67,137-138,520")
+        #expect(c.killRoute == "/sbin/route add -host $TARGET$ reject")
+    }
+
+    @Test func explicitHistoryFormatWins() throws {
+        let c = try parse("ADVANCED_PORTS_TCP=\"1024\"\nHISTORY_FORMAT=\"2\"\n")
+        #expect(c.historyFormat == .portsentry2)
+    }
+
+    @Test func acceptsCommentsCRLFSpacesAndEmptyValues() throws {
+        let c = try parse("TCP_PORTS = \"1, 2 ,3\"   # trailing comment\r\n\r\n   # indented comment\r\nBLOCKED_FILE=\"\"\r\nSCAN_TRIGGER=2\r\n")
+        #expect(c.tcpPorts.description == "1-3")
+        #expect(c.blockedFile == nil)
+        #expect(c.scanTrigger == 2)
+    }
+
+    @Test func ourKeys() throws {
+        let c = try parse("""
+            SCAN_TRIGGER_WINDOW="15m"
+            CLOSED_PORT_THRESHOLD="30"
+            CLOSED_PORT_MAX_GAP="5s"
+            STATE_TABLE_SIZE="4096"
+            LOG_PER_SOURCE="0"
+            JSON_LOG_FILE="/var/log/portsentry.json"
+            """)
+        #expect(c.scanTriggerWindow == 900)
+        #expect(c.closedPortThreshold == 30)
+        #expect(c.closedPortMaxGap == 5)
+        #expect(c.stateTableSize == 4096)
+        #expect(c.logPerSource == 0)
+        #expect(c.jsonLogFile == "/var/log/portsentry.json")
+    }
+
+    @Test func errorsNameFileLineAndWhatWasExpected() throws {
+        let cases: [(String, Int, String)] = [
+            ("TCP_PORTS=\"1,2\"\nTCP_PORT=\"3\"", 2, "unknown key 'TCP_PORT'"),
+            ("TCP_PORTS=\"1,abc\"", 1, "'abc' is not a port"),
+            ("TCP_PORTS=\"1,0\"", 1, "'0' is not a port"),
+            ("TCP_PORTS=\"70000\"", 1, "'70000' is not a port"),
+            ("TCP_PORTS=\"40-30\"", 1, "range '40-30' is reversed"),
+            ("TCP_PORTS=\"1,,2\"", 1, "empty entry"),
+            ("\n\nUDP_PORTS=\"7", 3, "missing closing quote"),
+            ("SCAN_TRIGGER=\"-1\"", 1, "expected a whole number"),
+            ("BLOCK_TCP=\"3\"", 1, "expected \"0\" (log only)"),
+            ("RESOLVE_HOST=\"yes\"", 1, "expected \"0\" or \"1\""),
+            ("HISTORY_FILE=\"relative/path\"", 1, "absolute path"),
+            ("KILL_ROUTE=\"/sbin/iptables -I INPUT -j DROP\"", 1, "must contain $TARGET$"),
+            ("BLOCK_TCP=\"1\"", 1, "needs KILL_ROUTE or KILL_HOSTS_DENY"),
+            ("BLOCK_UDP=\"2\"", 1, "needs KILL_RUN_CMD"),
+            ("TCP_PORTS=\"1\" junk", 1, "unexpected text after the closing quote"),
+            ("lowercase=\"1\"", 1, "expected KEY=\"value\""),
+            ("SCAN_TRIGGER_WINDOW=\"5 minutes\"", 1, "is not a duration"),
+        ]
+        for (text, line, fragment) in cases {
+            let e = try #require(error(text), "\(text) should fail")
+            #expect(e.file == "test.conf")
+            #expect(e.line == line, "\(text): line \(e.line)")
+            #expect(e.description.contains(fragment), "\(e.description) should mention \(fragment)")
+            #expect(e.description.hasPrefix("test.conf:\(line): "))
+        }
+    }
+
+    @Test func repeatedKeyLastWins() throws {
+        #expect(try parse("SCAN_TRIGGER=\"1\"\nSCAN_TRIGGER=\"4\"").scanTrigger == 4)
+    }
+
+    @Test func oversizedLineIsRefused() throws {
+        let e = try #require(error("TCP_PORTS=\"" + String(repeating: "1,", count: 40_000) + "1\""))
+        #expect(e.description.contains("longer than"))
+    }
+
+    @Test func builtInDefaultIsValidAndLogOnly() {
+        let c = DefaultConfig.load()
+        #expect(c.tcpPorts.count == 28 && c.udpPorts.count == 9)
+        #expect(c.blockTCP == .logOnly && c.blockUDP == .logOnly)
+        #expect(c.historyFile == nil)
+    }
+
+    @Test func missingFileIsAClearError() {
+        #expect(throws: ConfigError.self) { try ConfigParser.parse(file: "/nonexistent/portsentry.conf") }
+        do { _ = try ConfigParser.parse(file: "/nonexistent/portsentry.conf") } catch {
+            #expect(error.description.contains("/nonexistent/portsentry.conf: cannot open"))
+        }
+    }
+
+    @Test func portSetRanges() throws {
+        let s = try PortListParser.parse("5,1-3,4,65535,100-200")
+        #expect(s.description == "1-5,100-200,65535")
+        #expect(s.count == 107)
+        #expect(s.ranges == [1...5, 100...200, 65535...65535])
+    }
+
+    @Test func advancedModeTripwires() {
+        var c = SensorConfig()
+        c.advancedPortsTCP = 1024
+        var o = RunOptions()
+        o.mode = .advanced
+        let s = SettingsBuilder.detection(c, o)
+        #expect(s.tripwireTCP.count == 1023 - 2)  // minus 113, 139
+        #expect(!s.tripwireTCP.contains(113) && !s.tripwireTCP.contains(1024) && s.tripwireTCP.contains(1023))
+        #expect(s.tripwireUDP.count == 1023 - 4)
+    }
+}
+
+@Suite struct IgnoreFileTests {
+    @Test func acceptsWhat2xRejects() throws {
+        // Inline comments, CRLF, upper-case hex, host bits set, no final newline.
+        let list = try IgnoreFile.parse(text: "# admins\r\n127.0.0.1/32\r\n192.168.1.5/24   # office\r\n2001:DB8::/32\r\n0.0.0.0\r\n10.1.1.1", file: "ignore")
+        let set = AddressSet(list)
+        #expect(list.count == 5)
+        #expect(set.contains(IPAddress("192.168.1.200")!))
+        #expect(set.contains(IPAddress("2001:db8:ffff::1")!))
+        #expect(set.contains(IPAddress("10.1.1.1")!))
+        #expect(!set.contains(IPAddress("10.1.1.2")!))
+        #expect(!set.contains(IPAddress("2001:db9::1")!))
+    }
+
+    @Test func badEntryNamesItsLine() {
+        do {
+            _ = try IgnoreFile.parse(text: "10.0.0.1\n\nnot-an-ip\n", file: "portsentry.ignore")
+            Issue.record("should fail")
+        } catch {
+            #expect(error.description == "portsentry.ignore:3: 'not-an-ip' is not an IPv4/IPv6 address or CIDR")
+        }
+    }
+}

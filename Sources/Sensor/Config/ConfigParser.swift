@@ -19,7 +19,7 @@ enum ConfigParser {
         var config = SensorConfig()
         var seen: [String: Int] = [:]
         var lineNumber = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: \.isLineBreak) {
             lineNumber += 1
             func fail(_ message: String) -> ConfigError { ConfigError(file: file, line: lineNumber, message: message) }
             if rawLine.utf8.count > maxLineBytes { throw fail("line longer than \(maxLineBytes) bytes") }

@@ -18,7 +18,7 @@ enum IgnoreFile {
     static func parse(text: String, file: String) throws(ConfigError) -> [IPPrefix] {
         var out: [IPPrefix] = []
         var lineNumber = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for raw in text.split(omittingEmptySubsequences: false, whereSeparator: \.isLineBreak) {
             lineNumber += 1
             let content = (raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
                 .trimmingWhitespace()

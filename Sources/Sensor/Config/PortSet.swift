@@ -101,3 +101,9 @@ extension StringProtocol {
         return String(s)
     }
 }
+
+extension Character {
+    /// LF or CRLF. Swift keeps "\r\n" as one Character, so splitting on "\n" alone would
+    /// leave a CRLF file as a single line.
+    var isLineBreak: Bool { self == "\n" || self == "\r\n" }
+}
