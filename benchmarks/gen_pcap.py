@@ -162,7 +162,7 @@ def icmp4_port_unreachable(src, dst, quoted_ip, quoted_l4, ident):
     ic = fold((3 << 8) + 3 + sum16(body))
     total = 20 + 8 + len(body)
     s = addr_sum4(src, dst)
-    ipc = fold(0x4500 + total + ident + (64 << 8) + 1 + s)
+    ipc = fold(0x45C0 + total + ident + (64 << 8) + 1 + s)
     frame = (ETH_OUT_V4, _ip4(0x45, 0xC0, total, ident, 0, 64, 1, ipc, src, dst),
              _pack("!BBHI", 3, 3, ic, 0), body)
     return frame, 14 + total, 14 + total

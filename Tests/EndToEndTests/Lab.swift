@@ -1,1 +1,290 @@
+import Foundation
 import Testing
+
+/// A throw-away network of namespaces for end-to-end tests: a sensor host and an attacker
+/// joined by one veth pair, nothing else reachable. Every process a test starts is tracked
+/// and killed, and the namespaces (with their veths) are deleted, when the lab is shut down,
+/// which `withLab` guarantees also when the test fails or throws.
+final class Lab: @unchecked Sendable {
+    struct Failure: Error, CustomStringConvertible { let description: String }
+
+    let id: Int
+    let sensorNS: String
+    let attackerNS: String
+    let sensorV4: String
+    let attackerV4: String
+    let sensorV6: String
+    let attackerV6: String
+    let directory: URL
+    private var processes: [Child] = []
+
+    /// Namespace names all start with this, so a crashed run's leftovers can be found.
+    static let prefix = "pste-"
+
+    init(id: Int) throws {
+        self.id = id
+        sensorNS = "\(Self.prefix)\(id)-s"
+        attackerNS = "\(Self.prefix)\(id)-a"
+        sensorV4 = "10.231.\(id).1"
+        attackerV4 = "10.231.\(id).2"
+        sensorV6 = "fd00:231:\(id)::1"
+        attackerV6 = "fd00:231:\(id)::2"
+        directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("pste-\(id)-\(getpid())")
+        try? FileManager.default.removeItem(at: directory)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        guard geteuid() == 0 else {
+            throw Failure(description: "end-to-end tests need root (network namespaces); run scripts/test.sh as root")
+        }
+        let vs = "pv\(id)s", va = "pv\(id)a"
+        sensorInterface = vs
+        cleanUpNetwork()
+        let setup: [[String]] = [
+            ["ip", "netns", "add", sensorNS], ["ip", "netns", "add", attackerNS],
+            ["ip", "link", "add", vs, "type", "veth", "peer", "name", va],
+            ["ip", "link", "set", vs, "netns", sensorNS], ["ip", "link", "set", va, "netns", attackerNS],
+            ["ip", "-n", sensorNS, "addr", "add", "\(sensorV4)/24", "dev", vs],
+            ["ip", "-n", sensorNS, "addr", "add", "\(sensorV6)/64", "dev", vs, "nodad"],
+            ["ip", "-n", attackerNS, "addr", "add", "\(attackerV4)/24", "dev", va],
+            ["ip", "-n", attackerNS, "addr", "add", "\(attackerV6)/64", "dev", va, "nodad"],
+            ["ip", "-n", sensorNS, "link", "set", "lo", "up"], ["ip", "-n", attackerNS, "link", "set", "lo", "up"],
+            ["ip", "-n", sensorNS, "link", "set", vs, "up"], ["ip", "-n", attackerNS, "link", "set", va, "up"],
+        ]
+        do {
+            for command in setup { try Self.run(command) }
+        } catch {
+            shutdown()
+            throw error
+        }
+    }
+
+    let sensorInterface: String
+
+    /// Kills everything the lab started and removes namespaces and files.
+    func shutdown() {
+        for p in processes where p.isRunning {
+            kill(p.pid, SIGKILL)
+            p.waitUntilExit()
+        }
+        processes.removeAll()
+        cleanUpNetwork()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Deletes the namespaces and a veth that a failed set-up may have left in the root
+    /// namespace (deleting a namespace deletes the veths inside it).
+    private func cleanUpNetwork() {
+        Self.deleteNamespace(sensorNS)
+        Self.deleteNamespace(attackerNS)
+        _ = try? Self.run(["ip", "link", "del", sensorInterface], allowFailure: true)
+    }
+
+    static func deleteNamespace(_ name: String) {
+        _ = try? run(["ip", "netns", "pids", name]).split(separator: "\n").forEach { pid in
+            if let p = Int32(pid) { kill(p, SIGKILL) }
+        }
+        _ = try? run(["ip", "netns", "del", name], allowFailure: true)
+    }
+
+    /// Deletes namespaces left by an earlier run that was killed before it could clean up.
+    static func removeStaleNamespaces() {
+        let list = (try? run(["ip", "netns", "list"])) ?? ""
+        for line in list.split(separator: "\n") {
+            let name = String(line.split(separator: " ").first ?? "")
+            if name.hasPrefix(prefix) { deleteNamespace(name) }
+        }
+    }
+
+    // MARK: processes
+
+    @discardableResult
+    static func run(_ args: [String], allowFailure: Bool = false) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        if p.terminationStatus != 0, !allowFailure {
+            throw Failure(description: "\(args.joined(separator: " ")) exited \(p.terminationStatus): "
+                          + String(decoding: errData, as: UTF8.self))
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Runs a command to completion inside a namespace.
+    @discardableResult
+    func exec(_ ns: String, _ args: [String], allowFailure: Bool = false) throws -> String {
+        try Self.run(["ip", "netns", "exec", ns] + args, allowFailure: allowFailure)
+    }
+
+    /// Starts a long-running command in a namespace; its stdout and stderr go to `log`.
+    func spawn(_ ns: String, _ args: [String], log: String) throws -> Child {
+        let child = try Child(["ip", "netns", "exec", ns] + args, output: file(log))
+        processes.append(child)
+        return child
+    }
+
+    func file(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    func read(_ name: String) -> String {
+        (try? String(contentsOfFile: file(name), encoding: .utf8)) ?? ""
+    }
+
+    func write(_ name: String, _ text: String) throws {
+        try text.write(toFile: file(name), atomically: true, encoding: .utf8)
+    }
+
+    /// Sends `signal` and waits (with a deadline) for the process to exit.
+    func stop(_ p: Child, signal: Int32 = SIGTERM, within seconds: Double = 10) throws -> Int32 {
+        kill(p.pid, signal)
+        try waitFor("`\(p.command)` (pid \(p.pid)) to exit on signal \(signal)", within: seconds) { !p.isRunning }
+        return p.exitStatus
+    }
+
+    /// Polls `condition` every 20 ms until it holds or the deadline passes.
+    func waitFor(_ what: String, within seconds: Double, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return }
+            usleep(20_000)
+        }
+        if try condition() { return }
+        throw Failure(description: "timed out after \(seconds)s waiting for \(what)")
+    }
+
+    // MARK: the sensor
+
+    static let packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    static var sensorBinary: String {
+        if let env = ProcessInfo.processInfo.environment["PORTSENTRY_BIN"] { return env }
+        return packageRoot.appendingPathComponent(".build/debug/portsentry").path
+    }
+
+    /// Starts `portsentry` in the sensor namespace and waits until it is listening.
+    func startSensor(config: String, arguments: [String] = [], log: String = "sensor.out") throws -> Child {
+        try write("portsentry.conf", config)
+        let p = try spawn(sensorNS, [Self.sensorBinary, "-c", file("portsentry.conf"), "-i", sensorInterface] + arguments,
+                          log: log)
+        try waitFor("the sensor to start listening", within: 15) {
+            if !p.isRunning { throw Failure(description: "sensor exited early:\n\(read(log))") }
+            return read(log).contains("Portsentry is now active and listening.")
+        }
+        return p
+    }
+
+    /// Starts tcpdump in the sensor namespace and waits until it captures.
+    func startCapture(filter: String, file name: String) throws -> Child {
+        let p = try spawn(sensorNS, ["tcpdump", "-Z", "root", "--immediate-mode", "-i", sensorInterface, "-U", "-n", "-s", "256", "-w", file(name), filter],
+                          log: name + ".log")
+        try waitFor("tcpdump to start", within: 10) { read(name + ".log").contains("listening on") }
+        return p
+    }
+}
+
+/// All end-to-end suites nest in this one so they run one at a time: they share the
+/// machine's two cores with nmap's timing, and each owns its namespaces while it runs.
+@Suite(.serialized) struct EndToEnd {}
+
+/// Namespaces left by an earlier, killed run are removed once, before the first lab.
+private let staleNamespacesRemoved: Bool = {
+    Lab.removeStaleNamespaces()
+    return true
+}()
+
+/// Runs `body` with a fresh lab and always shuts it down.
+func withLab<T>(_ id: Int, _ body: (Lab) throws -> T) throws -> T {
+    _ = staleNamespacesRemoved
+    let lab = try Lab(id: id)
+    defer { lab.shutdown() }
+    return try body(lab)
+}
+
+/// One `Scan from:` line, parsed.
+struct ScanLine: Equatable {
+    var source: String
+    var proto: String
+    var port: Int
+    var type: String
+    var ignored: String
+    var triggered: String
+
+    static func parse(_ text: String) -> [ScanLine] {
+        text.split(separator: "\n").compactMap { line in
+            guard let start = line.range(of: "Scan from: [") else { return nil }
+            let rest = line[start.upperBound...]
+            func field(_ name: String) -> String? {
+                guard let r = rest.range(of: "\(name): [") else { return nil }
+                let tail = rest[r.upperBound...]
+                guard let end = tail.firstIndex(of: "]") else { return nil }
+                return String(tail[..<end])
+            }
+            guard let sourceEnd = rest.firstIndex(of: "]"), let proto = field("protocol"), let port = field("port").flatMap(Int.init),
+                  let type = field("type"), let ignored = field("ignored"), let triggered = field("triggered") else { return nil }
+            return ScanLine(source: String(rest[..<sourceEnd]), proto: proto, port: port, type: type,
+                            ignored: ignored, triggered: triggered)
+        }
+    }
+}
+
+/// A child process started with posix_spawn, with an empty signal mask and default signal
+/// dispositions. (Foundation's Process passes on the spawning thread's mask, and the test
+/// runner's threads block SIGINT/SIGTERM, so tcpdump would never stop.)
+final class Child: @unchecked Sendable {
+    let pid: pid_t
+    let command: String
+    private var status: Int32? = nil
+
+    init(_ args: [String], output: String) throws {
+        command = args.joined(separator: " ")
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        var child: pid_t = 0
+        let rc = posix_spawnp(&child, args[0], &actions, &attributes, &argv, environ)
+        guard rc == 0 else { throw Lab.Failure(description: "cannot start \(command): \(String(cString: strerror(rc)))") }
+        pid = child
+    }
+
+    var isRunning: Bool {
+        if status != nil { return false }
+        var raw: Int32 = 0
+        let r = waitpid(pid, &raw, WNOHANG)
+        if r == pid {
+            // Exit code, or 128 + signal when killed (as a shell reports it).
+            let signal = raw & 0x7F
+            status = signal == 0 ? (raw >> 8) & 0xFF : 128 + signal
+            return false
+        }
+        return r == 0
+    }
+
+    var exitStatus: Int32 {
+        _ = isRunning
+        return status ?? -1
+    }
+
+    func waitUntilExit() {
+        while isRunning { usleep(10_000) }
+    }
+}

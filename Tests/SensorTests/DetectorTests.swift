@@ -43,7 +43,7 @@ import Testing
         let d = makeDetector()
         let e = try #require(d.process(probe(79), now: 0, wallTime: 0)).event
         #expect(e.kind == .tcpSYN && e.port == 79 && e.proto == .tcp)
-        #expect(e.ignored == .unset && e.triggered == .yes)
+        #expect(e.ignored == .no && e.triggered == .yes)
         #expect(d.process(probe(80), now: 1, wallTime: 1) == nil)
         #expect(d.counters.notWatched == 1)
     }

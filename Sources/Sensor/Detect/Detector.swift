@@ -117,6 +117,7 @@ final class Detector {
             return DetectedEvent(event: event, sourceEventNumber: 0, sourceDistinctPorts: 0)
         }
 
+        event.ignored = .no
         let slot = table.slot(for: source, now: now)
         if now &- table[slot].triggerWindowStart > settings.triggerWindow {
             table[slot].triggerWindowStart = now
@@ -171,6 +172,7 @@ final class Detector {
         var event = ScanEvent(time: wallTime, source: scanner, destination: target, proto: proto, port: port,
                               kind: .closedPortScan(ports: Int(table[slot].closedPorts)), ipOptions: .unknown)
         // The score is its own threshold; SCAN_TRIGGER counts single probes.
+        event.ignored = .no
         event.triggered = .yes
         counters.closedPortScans &+= 1
         return DetectedEvent(event: event, sourceEventNumber: nextEventNumber(slot, now),

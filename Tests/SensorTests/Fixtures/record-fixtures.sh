@@ -48,9 +48,14 @@ TCP_TRIPWIRES=1,7,9,11,79,111
 UDP_TRIPWIRES=7,9,111
 NMAP_COMMON=(-Pn -n --max-retries 0)
 
+# The real interpreter (not a version-manager shim), so a background server's $!
+# is the python process itself.
+PY=$(python3 -c 'import sys; print(sys.executable)')
+
 TMP=$(mktemp -d /tmp/pstfx-rec.XXXXXX)
 TCPDUMP_PID=""
 SERVER_PID=""
+CURRENT_OUT=""
 
 log() { printf '[record-fixtures] %s\n' "$*" >&2; }
 
@@ -70,9 +75,13 @@ stop_pid() {   # stop_pid PID SIGNAL: signal one process we started and reap it
 cleanup() {
     local rc=$?
     set +e
+    if [[ $rc -ne 0 && -n "$CURRENT_OUT" && -f "$CURRENT_OUT" ]]; then
+        log "output of the failed step:"; cat "$CURRENT_OUT" >&2
+    fi
     stop_pid "$TCPDUMP_PID" INT
     stop_pid "$SERVER_PID" TERM
     TCPDUMP_PID=""; SERVER_PID=""
+CURRENT_OUT=""
     ip netns del "$NS_A" 2>/dev/null
     ip netns del "$NS_V" 2>/dev/null
     rm -rf "$TMP"
@@ -151,7 +160,7 @@ setup() {
 # reachable ADDR: a TCP connect from the attacker to the victim's (closed) port 9
 # is refused, i.e. the victim kernel answered with a RST.
 reachable() {
-    ax python3 -c '
+    ax "$PY" -c '
 import socket, sys
 try:
     socket.create_connection((sys.argv[1], 9), timeout=1).close()
@@ -165,7 +174,8 @@ sys.exit(1)' "$1"
 quiesce() {
     local deadline=$(( SECONDS + 10 )) n
     while (( SECONDS < deadline )); do
-        n=$(vx timeout 1 tcpdump -i "$IF_V" -nn -q -c 1 2>/dev/null | wc -l || true)
+        # (tcpdump prints a bare newline when stopped, so count non-empty lines)
+        n=$(vx timeout 1 tcpdump -i "$IF_V" -nn -q -c 1 2>/dev/null | grep -c . || true)
         [[ $n -eq 0 ]] && return 0
     done
     log "warning: link did not go quiet within 10 s"
@@ -178,7 +188,9 @@ capture_start() {   # capture_start NAME: start tcpdump in the victim writing pc
     : >"$err"
     # -Z root: keep root so tcpdump can write into the work tree (Debian's tcpdump
     # otherwise drops to the tcpdump user before opening the file).
-    vx tcpdump -i "$IF_V" -s 384 -U -Z root -w "$file" 2>"$err" &
+    # Not via the vx function: `ip netns exec` execs tcpdump, so $! is tcpdump
+    # itself and the SIGINT below reaches it (a function would run in a subshell).
+    ip netns exec "$NS_V" tcpdump -i "$IF_V" -s 384 -U -Z root -w "$file" 2>"$err" &
     TCPDUMP_PID=$!
     # Capturing once the file exists (pcap header written with -U) and tcpdump has
     # printed its "listening on" line, which it does right before entering its loop.
@@ -199,32 +211,37 @@ record() {          # record NAME CMD...: capture CMD's traffic into pcap/NAME
     local name=$1; shift
     log "$name: $*"
     capture_start "$name"
-    "$@" >"$TMP/$name.out" 2>&1 || { cat "$TMP/$name.out" >&2; return 1; }
+    # Run as a plain command so `set -e` stays in force inside the fixture
+    # functions; on failure the EXIT trap prints this output.
+    CURRENT_OUT="$TMP/$name.out"
+    "$@" >"$CURRENT_OUT" 2>&1
+    CURRENT_OUT=""
     capture_stop
     log "$name: $(tcpdump -nn -r "$OUT/$name" 2>/dev/null | wc -l) packets"
 }
 
-nmap_a() { ax nmap "$@"; }
+nmap_a() { ax timeout 120 nmap "$@"; }
 
 # ---------------------------------------------------------------- fixtures
 hping3_odd_flags() {
     # One packet each, fixed source ports, -k keeps the source port fixed.
-    ax hping3 -c 1 -S -F -p 79 -s 40001 -k "$V4_V"
-    ax hping3 -c 1 -U -p 79 -s 40002 -k "$V4_V"
-    ax hping3 -c 1 -P -p 79 -s 40003 -k "$V4_V"
+    ax timeout 10 hping3 -c 1 -S -F -p 79 -s 40001 -k "$V4_V"
+    ax timeout 10 hping3 -c 1 -U -p 79 -s 40002 -k "$V4_V"
+    ax timeout 10 hping3 -c 1 -P -p 79 -s 40003 -k "$V4_V"
 }
 
 masscan_scan() {
     local router_mac
     router_mac=$(ip -n "$NS_V" link show "$IF_V" | awk '/link\/ether/ {print $2}')
-    ax masscan "$V4_V" -p "$TCP_TRIPWIRES" --rate 100 \
+    [[ -n "$router_mac" ]]
+    ax timeout 60 masscan "$V4_V" -p "$TCP_TRIPWIRES" --rate 100 \
         --adapter "$IF_A" --adapter-ip "$V4_A" --router-mac "$router_mac" \
         --wait 1
 }
 
 http_client() {
     # 5 complete HTTP/1.0 requests, one TCP connection each.
-    ax python3 - "$V4_V" <<'EOF'
+    ax timeout 30 "$PY" - "$V4_V" <<'EOF'
 import http.client, sys
 host = sys.argv[1]
 for i in range(5):
@@ -239,13 +256,13 @@ EOF
 }
 
 server_accepts() {
-    vx python3 -c "import socket,sys; socket.create_connection(('$V4_V', 79), timeout=0.5).close()"
+    vx "$PY" -c "import socket,sys; socket.create_connection(('$V4_V', 79), timeout=0.5).close()"
 }
 
 benign() {
     mkdir -p "$TMP/www"
     printf 'pstfx benign fixture\n' >"$TMP/www/index.html"
-    vx python3 -m http.server 79 --bind "$V4_V" --directory "$TMP/www" \
+    ip netns exec "$NS_V" "$PY" -m http.server 79 --bind "$V4_V" --directory "$TMP/www" \
         >"$TMP/http.log" 2>&1 &
     SERVER_PID=$!
     # The readiness probe runs inside the victim, so it goes over the victim's
@@ -255,6 +272,7 @@ benign() {
     record benign-v4.pcap http_client
     stop_pid "$SERVER_PID" TERM
     SERVER_PID=""
+CURRENT_OUT=""
 }
 
 main() {
