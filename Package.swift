@@ -57,8 +57,7 @@ let package = Package(
         .testTarget(
             name: "SensorTests",
             dependencies: ["Sensor", "PortsentryShared"],
-            exclude: ["Fixtures/record-fixtures.sh", "Fixtures/README.md"],
-            resources: [.copy("Fixtures/pcap")],
+            exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -21,6 +21,13 @@ struct Portsentry: ParsableCommand {
     )
 }
 
+/// A failure that is not a usage mistake (bad config, unreadable file): printed as
+/// `Error: ...` without the usage banner, exit status 1.
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
+
 /// Options shared by the commands that read a configuration.
 struct ConfigOptions: ParsableArguments {
     @Option(name: [.customShort("c"), .customLong("configfile"), .customLong("config")],
@@ -33,7 +40,7 @@ struct ConfigOptions: ParsableArguments {
             let config = try ConfigLoader.load(source)
             return (source, config, try ConfigLoader.ignoreList(for: config))
         } catch {
-            throw ValidationError(error.description)
+            throw Failure(error.description)
         }
     }
 }
@@ -131,7 +138,7 @@ struct Run: ParsableCommand {
         if daemonize { destinations = .init(stdout: false, syslog: true) }
         LogOutput.bootstrap(destinations, level: debug ? .debug : verbose ? .info : .notice)
         let logger = Diagnostics.logger
-        guard geteuid() == 0 else { throw ValidationError("You need to be root to run this.") }
+        guard geteuid() == 0 else { throw Failure("You need to be root to run this.") }
 
         let (source, cfg, ignore) = try config.load()
         let options = runOptions()
@@ -144,14 +151,14 @@ struct Run: ParsableCommand {
         }
         if disableLocalCheck { logger.notice("-L: the host's own addresses are still never acted on") }
         if method == "raw" { logger.notice("-m raw: capturing with libpcap (same packets, same kernel filter)") }
-        if daemonize, daemon(0, 0) != 0 { throw ValidationError("cannot detach: \(errnoText())") }
+        if daemonize, daemon(0, 0) != 0 { throw Failure("cannot detach: \(errnoText())") }
 
         logger.notice("Portsentry \(sensorVersion) starting: \(options.mode.rawValue) mode, config \(path)")
         let daemon: SensorDaemon
         do {
             daemon = try SensorDaemon(configPath: path, config: cfg, ignore: AddressSet(ignore), options: options)
         } catch {
-            throw ValidationError(error.description)
+            throw Failure(error.description)
         }
         let status = daemon.run()
         if status != 0 { throw ExitCode(status) }
@@ -188,7 +195,7 @@ struct Replay: ParsableCommand {
         let runner = ReplayRunner(path: file, config: cfg, ignore: AddressSet(ignore), hosts: addresses,
                                   options: options, printEvents: !quiet)
         let s: ReplayRunner.Summary
-        do { s = try runner.run() } catch { throw ValidationError(error.description) }
+        do { s = try runner.run() } catch { throw Failure(error.description) }
         let skipped = ParseSkip.allCases.map { "\($0.name)=\(s.skipped[$0, default: 0])" }.joined(separator: " ")
         let pps = s.seconds > 0 ? Int(Double(s.packets) / s.seconds) : 0
         Console.write("""

@@ -7,7 +7,8 @@ import Glibc
 /// `portsentry replay FILE`: the live pipeline over a capture file. Time is the packets'
 /// own, so windows and gaps are deterministic; every destination is the protected host
 /// unless `--host` names them. Events are printed as HISTORY_FILE lines (with the packet's
-/// timestamp) or JSON; a summary goes to stderr.
+/// timestamp) or JSON, and HISTORY_FILE / JSON_LOG_FILE are written as the daemon writes
+/// them; a summary goes to stderr.
 struct ReplayRunner {
     var path: String
     var config: SensorConfig
@@ -31,13 +32,15 @@ struct ReplayRunner {
     func run(emit: (DetectedEvent) -> Void = { _ in }) throws(PcapHandle.Failure) -> Summary {
         let handle = try PcapHandle.offline(path: path)
         var host = HostView()
-        host.serviceCheck = false  // no live sockets to consult
+        host.learnListenersFromReplies = true  // no live sockets to consult
         if hosts.isEmpty { host.acceptAllDestinations = true } else {
             host.ownAddresses = AddressSet(hosts.map { IPPrefix(host: $0) })
         }
         let detector = Detector(settings: SettingsBuilder.detection(config, options), host: host, ignore: ignore)
         let responder = Responder(config: config)
         var limiter = OutputLimiter(rate: config.logRate, burst: config.logBurst, perSource: config.logPerSource)
+        let files = HistoryWriter(config: config)
+        do { try files.prepare() } catch { throw PcapHandle.Failure(description: error.description) }
         var summary = Summary()
         let link = handle.linkType
         let started = Clock.monotonic()
@@ -56,9 +59,12 @@ struct ReplayRunner {
                     responder.respond(to: &d.event)
                     summary.events &+= 1
                     emit(d)
-                    if printEvents, limiter.admit(d, now: time) {
-                        Console.write(options.consoleFormat == .json ? EventFormatter.json(d.event)
-                                      : EventFormatter.portsentry2History(d.event))
+                    if limiter.admit(d, now: time) {
+                        files.write(d.event)
+                        if printEvents {
+                            Console.write(options.consoleFormat == .json ? EventFormatter.json(d.event)
+                                          : EventFormatter.portsentry2History(d.event))
+                        }
                     }
                 }
             }

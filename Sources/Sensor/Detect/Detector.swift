@@ -46,6 +46,10 @@ final class Detector {
                 return negativeReply(.tcp, scanner: p.destination, target: p.source, port: p.sourcePort,
                                      now: now, wallTime: wallTime)
             }
+            if host.learnListenersFromReplies, p.tcpFlags.classic == [.syn, .ack],
+               settings.tripwireTCP.contains(p.sourcePort) {
+                host.tcpListeners.specific.insert(AddressPort(address: p.source, port: p.sourcePort))
+            }
             guard settings.tripwireTCP.contains(p.destinationPort) else { return skip(\.notWatched) }
             guard host.isProtected(p.destination) else { return skip(\.notOurs) }
             guard let kind = ProbeClassifier.classify(p.tcpFlags) else { return skip(\.backscatter) }

@@ -16,6 +16,9 @@ struct HostView: Sendable {
     var ephemeralPorts: ClosedRange<UInt16> = 32768...60999
     /// Portsentry's service check (`-S` turns it off): skip ports with a local listener.
     var serviceCheck = true
+    /// Replay has no socket table: a port the protected host answers with SYN+ACK has a
+    /// listener, and is treated as served from then on.
+    var learnListenersFromReplies = false
 
     init() {}
 

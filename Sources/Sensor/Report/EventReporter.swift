@@ -12,9 +12,7 @@ final class EventReporter {
 
     private let logger: Logger
     private let consoleFormat: ConsoleFormat
-    private let historyFormat: SensorConfig.HistoryFormat
-    private let history: AppendFile?
-    private let json: AppendFile?
+    private let files: HistoryWriter
     private(set) var limiter: OutputLimiter
     private var lastSummary: Int64? = nil
     private(set) var eventsByKind: [String: UInt64] = [:]
@@ -22,17 +20,12 @@ final class EventReporter {
     init(config: SensorConfig, consoleFormat: ConsoleFormat, logger: Logger = Diagnostics.logger) {
         self.logger = logger
         self.consoleFormat = consoleFormat
-        historyFormat = config.historyFormat
-        history = config.historyFile.map(AppendFile.init)
-        json = config.jsonLogFile.map(AppendFile.init)
+        files = HistoryWriter(config: config)
         limiter = OutputLimiter(rate: config.logRate, burst: config.logBurst, perSource: config.logPerSource)
     }
 
-    /// Creates the files' directories and checks they can be written (at start-up, so a
-    /// wrong path is an error before anything runs).
     func prepare() throws(TextFile.Failure) {
-        try history?.prepare()
-        try json?.prepare()
+        try files.prepare()
     }
 
     func report(_ d: DetectedEvent, now: Int64) {
@@ -43,13 +36,7 @@ final class EventReporter {
         case .text: logger.notice("\(EventFormatter.portsentry2(e))")
         case .json: logger.notice("\(EventFormatter.json(e))")
         }
-        if let history {
-            switch historyFormat {
-            case .portsentry2: history.append([EventFormatter.portsentry2History(e)])
-            case .portsentry12: if let line = EventFormatter.portsentry12History(e) { history.append([line]) }
-            }
-        }
-        json?.append([EventFormatter.json(e)])
+        files.write(e)
     }
 
     /// Called from the loop's timer: emits the suppression summary when one is due.

@@ -14,10 +14,13 @@
 #   pstfx-victim   veth pstfx-v  10.231.9.1/24  fd00:231:9::1/64  02:00:0a:e7:09:01
 #   pstfx-attacker veth pstfx-a  10.231.9.2/24  fd00:231:9::2/64  02:00:0a:e7:09:02
 #
-# To keep the fixtures free of unrelated noise, neighbour entries are static
-# (no ARP / neighbour discovery during captures), IPv6 link-local addresses and
-# router solicitations are disabled, and setup waits until the unsolicited MLD
-# reports for the new addresses have gone out before the first capture starts.
+# To keep the fixtures free of unrelated noise, neighbour entries are static (so
+# the kernels never ARP / neighbour-solicit; nmap's raw-packet scans still do
+# their own ARP or NDP lookup of the target, one request + reply at the start of
+# those captures, as on a real LAN), IPv6 link-local addresses and router
+# solicitations are disabled, TX checksum offload is off (correct checksums in
+# the pcaps), and setup waits until the link is quiet (the MLD reports for the
+# new addresses have gone out) before the first capture starts.
 set -euo pipefail
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -56,6 +59,7 @@ TMP=$(mktemp -d /tmp/pstfx-rec.XXXXXX)
 TCPDUMP_PID=""
 SERVER_PID=""
 CURRENT_OUT=""
+MASSCAN_PID=""
 
 log() { printf '[record-fixtures] %s\n' "$*" >&2; }
 
@@ -80,8 +84,8 @@ cleanup() {
     fi
     stop_pid "$TCPDUMP_PID" INT
     stop_pid "$SERVER_PID" TERM
-    TCPDUMP_PID=""; SERVER_PID=""
-CURRENT_OUT=""
+    stop_pid "$MASSCAN_PID" KILL
+    TCPDUMP_PID=""; SERVER_PID=""; MASSCAN_PID=""
     ip netns del "$NS_A" 2>/dev/null
     ip netns del "$NS_V" 2>/dev/null
     rm -rf "$TMP"
@@ -108,6 +112,22 @@ vx() { ip netns exec "$NS_V" "$@"; }   # run in victim
 ax() { ip netns exec "$NS_A" "$@"; }   # run in attacker
 
 # ---------------------------------------------------------------- topology
+# Python: turn TX checksum offload off on interface argv[1] (ETHTOOL_STXCSUM)
+# and check it with ETHTOOL_GTXCSUM.
+TXCSUM_OFF='
+import array, fcntl, socket, struct, sys
+SIOCETHTOOL, ETHTOOL_GTXCSUM, ETHTOOL_STXCSUM = 0x8946, 0x16, 0x17
+def ethtool_value(cmd, value=0):
+    buf = array.array("B", struct.pack("II", cmd, value))
+    ifr = struct.pack("16sP", sys.argv[1].encode(), buf.buffer_info()[0]).ljust(40, b"\0")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        fcntl.ioctl(s.fileno(), SIOCETHTOOL, ifr)
+    return struct.unpack("II", buf.tobytes())[1]
+ethtool_value(ETHTOOL_STXCSUM, 0)
+if ethtool_value(ETHTOOL_GTXCSUM) != 0:
+    sys.exit("tx checksum offload still on for " + sys.argv[1])
+'
+
 setup() {
     ip netns del "$NS_A" 2>/dev/null || true
     ip netns del "$NS_V" 2>/dev/null || true
@@ -128,11 +148,6 @@ setup() {
             "net.ipv6.conf.$ifc.accept_ra=0" \
             "net.ipv6.conf.$ifc.router_solicitations=0" \
             "net.ipv6.conf.$ifc.addr_gen_mode=1"           # no link-local address
-        # Send the unsolicited MLD reports for new addresses immediately, so they
-        # are over before any capture starts.
-        ip netns exec "$ns" sysctl -qw \
-            "net.ipv6.conf.$ifc.mldv1_unsolicited_report_interval=0" \
-            "net.ipv6.conf.$ifc.mldv2_unsolicited_report_interval=0" 2>/dev/null || true
         ip -n "$ns" link set lo up
     done
 
@@ -141,11 +156,17 @@ setup() {
     ip -n "$NS_A" addr add "$V4_A/24" dev "$IF_A"
     ip -n "$NS_A" addr add "$V6_A/64" dev "$IF_A" nodad
 
-    # Static neighbours: no ARP / NDP in the captures.
+    # Static neighbours: the kernels never ARP / neighbour-solicit.
     ip -n "$NS_V" neigh replace "$V4_A" lladdr "$MAC_A" dev "$IF_V" nud permanent
     ip -n "$NS_V" neigh replace "$V6_A" lladdr "$MAC_A" dev "$IF_V" nud permanent
     ip -n "$NS_A" neigh replace "$V4_V" lladdr "$MAC_V" dev "$IF_A" nud permanent
     ip -n "$NS_A" neigh replace "$V6_V" lladdr "$MAC_V" dev "$IF_A" nud permanent
+
+    # No TX checksum offload (no ethtool here, so via the SIOCETHTOOL ioctl):
+    # with it, veth hands on packets with only a partial checksum and the
+    # capture would show "incorrect" TCP/UDP checksums, unlike frames off a wire.
+    vx "$PY" -c "$TXCSUM_OFF" "$IF_V"
+    ax "$PY" -c "$TXCSUM_OFF" "$IF_A"
 
     ip -n "$NS_V" link set "$IF_V" up
     ip -n "$NS_A" link set "$IF_A" up
@@ -182,15 +203,22 @@ quiesce() {
 }
 
 # ---------------------------------------------------------------- capture
-capture_start() {   # capture_start NAME: start tcpdump in the victim writing pcap/NAME
-    local file="$OUT/$1" err="$TMP/tcpdump-$1.err"
+CAPTURE_NAME=""
+capture_start() {   # capture_start NAME: start tcpdump in the victim for pcap/NAME
+    # Written to the temp dir and moved into pcap/ only once complete, so an
+    # interrupted run never leaves a truncated fixture behind.
+    local file="$TMP/$1" err="$TMP/tcpdump-$1.err"
+    CAPTURE_NAME=$1
     rm -f "$file"
     : >"$err"
-    # -Z root: keep root so tcpdump can write into the work tree (Debian's tcpdump
-    # otherwise drops to the tcpdump user before opening the file).
+    # --immediate-mode: hand every packet to tcpdump at once. Without it libpcap's
+    # TPACKET_V3 ring holds packets until a block fills or times out, and the
+    # SIGINT after a short scan would lose them.
+    # -Z root: keep root so tcpdump can write into the root-only temp dir
+    # (Debian's tcpdump otherwise drops to the tcpdump user before opening it).
     # Not via the vx function: `ip netns exec` execs tcpdump, so $! is tcpdump
     # itself and the SIGINT below reaches it (a function would run in a subshell).
-    ip netns exec "$NS_V" tcpdump -i "$IF_V" -s 384 -U -Z root -w "$file" 2>"$err" &
+    ip netns exec "$NS_V" tcpdump -i "$IF_V" -s 384 -U --immediate-mode -Z root -w "$file" 2>"$err" &
     TCPDUMP_PID=$!
     # Capturing once the file exists (pcap header written with -U) and tcpdump has
     # printed its "listening on" line, which it does right before entering its loop.
@@ -205,6 +233,8 @@ capture_stop() {    # capture_stop: let the last replies arrive, then SIGINT tcp
     kill -s INT "$TCPDUMP_PID"
     wait "$TCPDUMP_PID" || true
     TCPDUMP_PID=""
+    mv -f "$TMP/$CAPTURE_NAME" "$OUT/$CAPTURE_NAME"
+    chmod 644 "$OUT/$CAPTURE_NAME"
 }
 
 record() {          # record NAME CMD...: capture CMD's traffic into pcap/NAME
@@ -230,13 +260,46 @@ hping3_odd_flags() {
     ax timeout 10 hping3 -c 1 -P -p 79 -s 40003 -k "$V4_V"
 }
 
-masscan_scan() {
-    local router_mac
+# masscan 1.3.2 finishes sending and its --wait, but its receive thread then
+# stays blocked in libpcap on an idle interface, so the process never exits
+# (masscan issues #144 / #813: "waiting -N-secs" forever). So: run it in the
+# background, stop the capture once it reports the wait is over, then wake its
+# receive thread with one UDP datagram from the victim to the attacker (sent after
+# the capture has stopped, so it is not in the fixture) until masscan exits.
+masscan_fixture() {
+    local name=masscan-v4.pcap router_mac out="$TMP/masscan.out" i
     router_mac=$(ip -n "$NS_V" link show "$IF_V" | awk '/link\/ether/ {print $2}')
     [[ -n "$router_mac" ]]
-    ax timeout 60 masscan "$V4_V" -p "$TCP_TRIPWIRES" --rate 100 \
-        --adapter "$IF_A" --adapter-ip "$V4_A" --router-mac "$router_mac" \
-        --wait 1
+    log "$name: masscan $V4_V -p $TCP_TRIPWIRES --rate 100 --adapter $IF_A" \
+        "--adapter-ip $V4_A --router-mac $router_mac --wait 1"
+    capture_start "$name"
+    CURRENT_OUT="$out"
+    # cwd = temp dir: masscan writes paused.conf into its cwd if interrupted.
+    (cd "$TMP" && exec ip netns exec "$NS_A" masscan "$V4_V" -p "$TCP_TRIPWIRES" \
+        --rate 100 --adapter "$IF_A" --adapter-ip "$V4_A" \
+        --router-mac "$router_mac" --wait 1) >"$out" 2>&1 &
+    MASSCAN_PID=$!
+    wait_until 30 "masscan to finish sending and waiting" masscan_waited
+    capture_stop
+    for ((i = 0; i < 40; i++)); do          # up to ~10 s of wake-up pokes
+        kill -0 "$MASSCAN_PID" 2>/dev/null || break
+        vx "$PY" -c "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'wake', ('$V4_A', 9))"
+        sleep 0.25
+    done
+    if kill -0 "$MASSCAN_PID" 2>/dev/null; then
+        log "masscan did not exit after wake-up packets; stopping it"
+        stop_pid "$MASSCAN_PID" KILL
+    else
+        wait "$MASSCAN_PID" || log "masscan exited with status $?"
+    fi
+    MASSCAN_PID=""
+    CURRENT_OUT=""
+    log "$name: $(tcpdump -nn -r "$OUT/$name" 2>/dev/null | wc -l) packets"
+}
+
+masscan_waited() {   # masscan exited, or its status line shows the wait is over
+    ! kill -0 "$MASSCAN_PID" 2>/dev/null ||
+        grep -Eq '100\.00% done, waiting (0|-[0-9]+)-secs' "$TMP/masscan.out"
 }
 
 http_client() {
@@ -272,7 +335,6 @@ benign() {
     record benign-v4.pcap http_client
     stop_pid "$SERVER_PID" TERM
     SERVER_PID=""
-CURRENT_OUT=""
 }
 
 main() {
@@ -296,7 +358,7 @@ main() {
     record nmap-closed-ports-v6.pcap nmap_a -6 -sS "${NMAP_COMMON[@]}" -p 1000-1500 "$V6_V"
 
     record hping3-odd-flags-v4.pcap hping3_odd_flags
-    record masscan-v4.pcap masscan_scan
+    masscan_fixture
 
     benign
 
