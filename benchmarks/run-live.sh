@@ -67,14 +67,20 @@ CLK_TCK=$(getconf CLK_TCK)
 # Cleanup: every background process we start is recorded in PIDS; the trap stops them by
 # PID, then stops whatever still runs inside our namespaces, deletes the namespaces (which
 # deletes the veth pair) and the temp directory. Runs on success, failure and signals.
+# Alive and not a zombie (sed/awk: the comm field of our processes has no spaces).
+proc_running() { [ -e "/proc/$1" ] && [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+# A PID leaves PIDS as soon as it has been reaped (`reap`), so it can never be reused by
+# an unrelated process and then signalled.
 PIDS=()
 TMP=""
+forget() { local keep=() p; for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; PIDS=("${keep[@]}"); }
+reap() { local rc=0; wait "$1" || rc=$?; forget "$1"; return "$rc"; }
 teardown() {
     local pid ns p i
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for i in 1 2 3 4 5 6 7 8 9 10; do
         local alive=0
-        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        for pid in "${PIDS[@]}"; do proc_running "$pid" && alive=1; done
         [ "$alive" -eq 0 ] && break
         sleep 0.1
     done
@@ -87,6 +93,7 @@ teardown() {
     done
     # Reap our children so none is left as a zombie.
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    PIDS=()
 }
 on_exit() {
     local rc=$?
@@ -139,7 +146,6 @@ wait_until() {
         sleep 0.1
     done
 }
-proc_running() { [ -e "/proc/$1" ] && [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 proc_gone() { ! proc_running "$1"; }
 
 setup_topology() {
@@ -152,13 +158,13 @@ setup_topology() {
     for ns in "$NS_S" "$NS_A"; do ip -n "$ns" link set lo up; done
     ip -n "$NS_S" link set "$IF_S" up
     ip -n "$NS_A" link set "$IF_A" up
-    wait_until 5 "veth up" ip netns exec "$NS_A" ping -c1 -W1 -q "$IP_S" >/dev/null \
-        || die "no connectivity between $NS_A and $NS_S"
+    links_up() {
+        ip -n "$NS_S" link show dev "$IF_S" | grep -q 'state UP' &&
+            ip -n "$NS_A" link show dev "$IF_A" | grep -q 'state UP'
+    }
+    wait_until 5 "veth up" links_up || die "veth pair $IF_S/$IF_A not up after 5 s"
 }
-teardown_topology() {
-    teardown
-    PIDS=()
-}
+teardown_topology() { teardown; }
 
 write_config() {  # FILE HISTORY
     cat >"$1" <<EOF
@@ -196,7 +202,7 @@ stop_sensor() {  # DIR; sets SENSOR_RC
         die "sensor did not exit within 15 s of SIGTERM"
     fi
     SENSOR_RC=0
-    wait "$SENSOR_PID" || SENSOR_RC=$?
+    reap "$SENSOR_PID" || SENSOR_RC=$?
     [ "$SENSOR_RC" -eq 0 ] || { tail -n 20 "$dir/stderr" >&2; die "sensor exited with status $SENSOR_RC after SIGTERM"; }
 }
 # "pcap plv-s: N packets received, D dropped by the kernel buffer, I dropped by the interface"
@@ -220,7 +226,7 @@ keep_logs() {  # DIR NAME: copy a run's files to benchmarks/work/live/NAME (boun
 # Scenario A: spoofed flood + real scan
 declare -a A_ROWS=() A_CPU=() A_DROPS=() A_LOG=() A_CAUGHT=()
 run_a() {
-    local n=$1 dir="$TMP/A$n"
+    local n=$1; local dir="$TMP/A$n"
     mkdir -p "$dir"
     say "== scenario A, run $n/$RUNS: topology"
     setup_topology
@@ -242,12 +248,12 @@ run_a() {
         </dev/null >"$dir/nmap.txt" 2>&1 &
     local nmap_pid=$!; PIDS+=("$nmap_pid")
 
-    local hping_rc=0; wait "$hping_pid" || hping_rc=$?
+    local hping_rc=0; reap "$hping_pid" || hping_rc=$?
     c1=$(cpu_ticks "$SENSOR_PID"); t1=$(now_s)
     rx1=$(link_stat "$NS_S" "$IF_S" RX packets); rxd1=$(link_stat "$NS_S" "$IF_S" RX dropped)
     tx1=$(link_stat "$NS_A" "$IF_A" TX packets); txd1=$(link_stat "$NS_A" "$IF_A" TX dropped)
     say "   flood over after $(elapsed "$t0" "$t1") s (timeout/hping3 status $hping_rc); waiting for nmap"
-    local nmap_rc=0; wait "$nmap_pid" || nmap_rc=$?
+    local nmap_rc=0; reap "$nmap_pid" || nmap_rc=$?
     local ts1; ts1=$(now_s)
     sleep 1   # let the sensor drain what is still queued
     local c2 t2 hwm
@@ -310,7 +316,7 @@ run_a() {
 # Scenario B: benign iperf3 load on a tripwire port that has a listener
 declare -a B_ROWS=() B_CPU=() B_EVENTS=()
 run_b() {
-    local n=$1 dir="$TMP/B$n"
+    local n=$1; local dir="$TMP/B$n"
     mkdir -p "$dir"
     say "== scenario B, run $n/$B_RUNS: topology"
     setup_topology

@@ -69,3 +69,74 @@ extension EndToEnd {
     }
 }
 }
+
+extension EndToEnd {
+    @Suite struct InterfaceTests {
+        /// With the default interface selection, an interface and an address that appear while
+        /// the sensor runs are watched at once (netlink wakes the loop; no restart).
+        @Test func interfacesAndAddressesThatAppearAreWatched() throws {
+            try withLab(46) { lab in
+                let sensor = try lab.startSensor(config: "TCP_PORTS=\"1,79\"\n", arguments: ["-v"], allInterfaces: true)
+                #expect(lab.read("sensor.out").contains("Ready Device: \(lab.sensorInterface)"))
+                #expect(!lab.read("sensor.out").contains("Ready Device: lo"), "ALL_NLO leaves loopback out")
+
+                // A new address on the existing interface.
+                func watched() -> Int {
+                    lab.read("sensor.out").split(separator: "\n").compactMap { line -> Int? in
+                        guard let r = line.range(of: "Watching ") else { return nil }
+                        return Int(line[r.upperBound...].prefix { $0.isNumber })
+                    }.last ?? 0
+                }
+                let before = watched()
+                try Lab.run(["ip", "-n", lab.sensorNS, "addr", "add", "10.231.46.5/24", "dev", lab.sensorInterface])
+                try lab.waitFor("the new address to be watched", within: 10) { watched() == before + 1 }
+                try lab.exec(lab.attackerNS, ["nmap", "-sS", "-Pn", "-n", "--max-retries", "0", "-p", "79", "10.231.46.5"])
+                try lab.waitFor("an event for the new address", within: 10) {
+                    ScanLine.parse(lab.read("sensor.out")).contains { $0.port == 79 }
+                }
+
+                // A new interface: a second link between the two namespaces.
+                for command in [
+                    ["ip", "link", "add", "pv46t", "type", "veth", "peer", "name", "pv46b"],
+                    ["ip", "link", "set", "pv46t", "netns", lab.sensorNS], ["ip", "link", "set", "pv46b", "netns", lab.attackerNS],
+                    ["ip", "-n", lab.sensorNS, "addr", "add", "10.232.46.1/24", "dev", "pv46t"],
+                    ["ip", "-n", lab.attackerNS, "addr", "add", "10.232.46.2/24", "dev", "pv46b"],
+                    ["ip", "-n", lab.sensorNS, "link", "set", "pv46t", "up"], ["ip", "-n", lab.attackerNS, "link", "set", "pv46b", "up"],
+                ] { try Lab.run(command) }
+                try lab.waitFor("capture on the new interface", within: 10) { lab.read("sensor.out").contains("Ready Device: pv46t") }
+                try lab.exec(lab.attackerNS, ["nmap", "-sS", "-Pn", "-n", "--max-retries", "0", "-p", "1", "10.232.46.1"])
+                try lab.waitFor("an event through the new interface", within: 10) {
+                    ScanLine.parse(lab.read("sensor.out")).contains { $0.port == 1 && $0.source == "10.232.46.2" }
+                }
+
+                // The interface goes away: capture on it stops, the sensor keeps running.
+                try Lab.run(["ip", "-n", lab.sensorNS, "link", "del", "pv46t"])
+                try lab.waitFor("the sensor to drop the interface", within: 10) {
+                    lab.read("sensor.out").contains("Interface pv46t is gone")
+                }
+                #expect(try lab.stop(sensor) == 0)
+            }
+        }
+
+        /// Advanced mode (1.2's -atcp): every port below ADVANCED_PORTS_TCP except the
+        /// excludes and ports with a listener.
+        @Test func advancedModeWatchesEveryLowPortButListenersAndExcludes() throws {
+            try withLab(47) { lab in
+                _ = try lab.spawn(lab.sensorNS, ["python3", "-m", "http.server", "80", "--bind", lab.sensorV4], log: "http.out")
+                try lab.waitFor("the web server to listen", within: 10) {
+                    (try? lab.exec(lab.sensorNS, ["ss", "-ltnH", "sport = :80"]))?.contains("80") == true
+                }
+                let sensor = try lab.startSensor(config: "ADVANCED_PORTS_TCP=\"1024\"\nADVANCED_EXCLUDE_TCP=\"113,139\"\nLOG_PER_SOURCE=\"0\"\nLOG_RATE=\"100000\"\nLOG_BURST=\"100000\"\n",
+                                                 arguments: ["-atcp"])
+                try lab.exec(lab.attackerNS, ["nmap", "-sS", "-Pn", "-n", "--max-retries", "0", "-p", "1-1023", lab.sensorV4])
+                // 1,023 ports minus 113 and 139 (excluded) minus 80 (a real web server).
+                try lab.waitFor("1020 events", within: 20) { ScanLine.parse(lab.read("sensor.out")).count >= 1020 }
+                #expect(try lab.stop(sensor) == 0)
+                let ports = Set(ScanLine.parse(lab.read("sensor.out")).map(\.port))
+                #expect(ports.count == 1020)
+                #expect(!ports.contains(80) && !ports.contains(113) && !ports.contains(139))
+                #expect(ScanLine.parse(lab.read("sensor.out")).count == 1020)
+            }
+        }
+    }
+}

@@ -167,10 +167,11 @@ final class Lab: @unchecked Sendable {
     }
 
     /// Starts `portsentry` in the sensor namespace and waits until it is listening.
-    func startSensor(config: String, arguments: [String] = [], log: String = "sensor.out") throws -> Child {
+    func startSensor(config: String, arguments: [String] = [], log: String = "sensor.out",
+                     allInterfaces: Bool = false) throws -> Child {
         try write("portsentry.conf", config)
-        let p = try spawn(sensorNS, [Self.sensorBinary, "-c", file("portsentry.conf"), "-i", sensorInterface] + arguments,
-                          log: log)
+        let interfaces = allInterfaces ? [] : ["-i", sensorInterface]
+        let p = try spawn(sensorNS, [Self.sensorBinary, "-c", file("portsentry.conf")] + interfaces + arguments, log: log)
         try waitFor("the sensor to start listening", within: 15) {
             if !p.isRunning { throw Failure(description: "sensor exited early:\n\(read(log))") }
             return read(log).contains("Portsentry is now active and listening.")

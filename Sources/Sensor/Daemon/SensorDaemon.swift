@@ -179,7 +179,12 @@ final class SensorDaemon {
                 logger.error("\(error.description)")
             }
         }
-        if opened || addresses != filterAddresses { installFilters(addresses: addresses) }
+        if opened || addresses != filterAddresses {
+            if addresses != filterAddresses {
+                logger.info("Watching \(addresses.count) addresses on \(handles.count) interfaces: \(handles.keys.sorted().joined(separator: ", "))")
+            }
+            installFilters(addresses: addresses)
+        }
     }
 
     private func refreshSockets(force: Bool) {
