@@ -25,6 +25,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
         .systemLibrary(name: "CLinux"),
+        .systemLibrary(name: "CNftables", pkgConfig: "libnftables", providers: [.apt(["libnftables-dev"])]),
         .target(
             name: "PortsentryShared",
             path: "Sources/Shared",
@@ -33,7 +34,7 @@ let package = Package(
         .executableTarget(
             name: "Sensor",
             dependencies: [
-                "PortsentryShared", "CPcap", "CLinux",
+                "PortsentryShared", "CPcap", "CLinux", "CNftables",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

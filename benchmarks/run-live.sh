@@ -39,6 +39,7 @@ FLOOD_SECS=10          # hping3 flood length (fixed by the benchmark definition)
 SCAN_DELAY=3           # nmap starts this many seconds into the flood
 SCAN_TIMEOUT=60        # nmap is stopped after this many seconds
 IPERF_SECS=10
+IDLE_SECS=5            # scenario B: idle CPU baseline before iperf3 starts
 TCP_PORTS="1,7,9,11,79,111"
 UDP_PORTS="7,9"
 # Targets
@@ -130,6 +131,7 @@ cpu_pct() { awk -v t="$1" -v s="$2" -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", (s 
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
 # utime + stime (clock ticks) of a process, all threads; field numbers after "(comm) ".
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+user_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 }'; }
 vm_hwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 # link_stat NS DEV RX|TX FIELD: one counter from `ip -s link show`.
 link_stat() {
@@ -238,7 +240,8 @@ run_a() {
     local rx0 rxd0 tx0 txd0 c0 t0 c1 t1 rx1 rxd1 tx1 txd1
     rx0=$(link_stat "$NS_S" "$IF_S" RX packets); rxd0=$(link_stat "$NS_S" "$IF_S" RX dropped)
     tx0=$(link_stat "$NS_A" "$IF_A" TX packets); txd0=$(link_stat "$NS_A" "$IF_A" TX dropped)
-    c0=$(cpu_ticks "$SENSOR_PID"); t0=$(now_s)
+    local u0 u1
+    c0=$(cpu_ticks "$SENSOR_PID"); u0=$(user_ticks "$SENSOR_PID"); t0=$(now_s)
     ip netns exec "$NS_A" timeout "$FLOOD_SECS" hping3 --flood --rand-source -S -p 79 "$IP_S" \
         </dev/null >"$dir/hping3.txt" 2>&1 &
     local hping_pid=$!; PIDS+=("$hping_pid")
@@ -249,7 +252,7 @@ run_a() {
     local nmap_pid=$!; PIDS+=("$nmap_pid")
 
     local hping_rc=0; reap "$hping_pid" || hping_rc=$?
-    c1=$(cpu_ticks "$SENSOR_PID"); t1=$(now_s)
+    c1=$(cpu_ticks "$SENSOR_PID"); u1=$(user_ticks "$SENSOR_PID"); t1=$(now_s)
     rx1=$(link_stat "$NS_S" "$IF_S" RX packets); rxd1=$(link_stat "$NS_S" "$IF_S" RX dropped)
     tx1=$(link_stat "$NS_A" "$IF_A" TX packets); txd1=$(link_stat "$NS_A" "$IF_A" TX dropped)
     say "   flood over after $(elapsed "$t0" "$t1") s (timeout/hping3 status $hping_rc); waiting for nmap"
@@ -267,6 +270,9 @@ run_a() {
     local flood_s cpu_flood cpu_after sent sent_rate rx rx_rate
     flood_s=$(elapsed "$t0" "$t1")
     cpu_flood=$(cpu_pct $((c1 - c0)) "$flood_s")
+    local cpu_user cpu_sys
+    cpu_user=$(cpu_pct $((u1 - u0)) "$flood_s")
+    cpu_sys=$(cpu_pct $((c1 - c0 - (u1 - u0))) "$flood_s")
     cpu_after=$(cpu_pct $((c2 - c1)) "$(elapsed "$t1" "$t2")")
     sent=$(sed -n 's/^\([0-9][0-9]*\) packets tra[a-z]*mitted.*/\1/p' "$dir/hping3.txt" | tail -n1)
     sent_rate=$([ -n "$sent" ] && rate "$sent" "$flood_s" || echo "")
@@ -292,23 +298,33 @@ run_a() {
     closed=$(grep -F "Scan from: [$IP_A]" "$dir/stdout" | grep -F 'Closed-port scan' | head -n1 |
         sed -n 's/.*type: \[\(Closed-port scan: [0-9]* ports\)\].*/\1/p')
     caught=$([ "${real:-0}" -gt 0 ] && echo yes || echo no)
+    # When the first line about the scanner was written, from the history file's timestamp
+    # (2.x format: "2026-01-01T00:00:00.000+0000 Scan from: ..."), relative to flood start.
+    local first_ts first_epoch first_at=""
+    first_ts=$(grep -F "[$IP_A]" "$dir/history" 2>/dev/null | head -n1 | awk '{ print $1 }')
+    if [ -n "$first_ts" ] && first_epoch=$(date -d "$first_ts" +%s.%N 2>/dev/null); then
+        first_at=$(awk -v a="$t0" -v b="$first_epoch" 'BEGIN { printf "%+.1f", b - a }')
+    fi
     local nmap_s nmap_state open_ports
     nmap_s=$(elapsed "$ts0" "$ts1")
+    local nmap_scan
+    nmap_scan=$(sed -n 's/.*scanned in \([0-9.]*\) seconds.*/\1/p' "$dir/nmap.txt" | tail -n1)
     if [ "$nmap_rc" -eq 124 ]; then nmap_state="timed out at ${SCAN_TIMEOUT}s"
-    elif [ "$nmap_rc" -eq 0 ]; then nmap_state="done in ${nmap_s}s"
+    elif [ "$nmap_rc" -eq 0 ]; then nmap_state="exited after ${nmap_s}s (scan took ${nmap_scan:-?}s)"
     else nmap_state="exit $nmap_rc after ${nmap_s}s"; fi
     open_ports=$(grep -c '^[0-9]*/tcp *open' "$dir/nmap.txt" || true)
 
     say "   hping3: ${sent:-?} sent (${sent_rate:-?}/s); $IF_S RX +$rx (+$((rxd1 - rxd0)) dropped); $IF_A TX +$((tx1 - tx0)) (+$((txd1 - txd0)) dropped)"
-    say "   sensor: CPU ${cpu_flood}% during flood, ${cpu_after}% after; pcap $recv received, $kdrop/$idrop dropped; VmHWM $hwm KiB"
+    say "   sensor: CPU ${cpu_flood}% during flood (user ${cpu_user}%, sys ${cpu_sys}%), ${cpu_after}% after; pcap $recv received, $kdrop/$idrop dropped; VmHWM $hwm KiB"
     say "   log: stdout +$out_growth B ($lines lines), history $hist_size B ($hist_lines lines), stderr +$err_growth B; limiter: ${limit_line:-no suppression}"
-    say "   real scan: $real lines from $IP_A (tripwire ports: ${ports:-none}; ${closed:-no closed-port line}); nmap $nmap_state, $open_ports open"
+    say "   real scan: $real lines from $IP_A (tripwire ports: ${ports:-none}; ${closed:-no closed-port line}), first at ${first_at:-?}s after flood start (flood ended at +$flood_s s); nmap started at +$(elapsed "$t0" "$ts0")s, $nmap_state, $open_ports open"
 
     local caught_txt="$caught: $real lines"
     [ -n "$ports" ] && caught_txt+=", tripwire port(s) $ports"
     [ -n "$closed" ] && caught_txt+=", $closed"
     caught_txt+="; $real_hist history lines"
-    A_ROWS+=("| $n | $(group "${sent:-0}") (${sent_rate:+$(group "$sent_rate")/s}) | $(group "$rx") ($(group "$rx_rate")/s), $((rxd1 - rxd0)) RX drops; $IF_A TX drops $((txd1 - txd0)) | ${cpu_flood}% (after flood: ${cpu_after}%) | $(group "$recv") / $kdrop / $idrop | $(human "$out_growth") ($lines lines) + $(human "$hist_size") ($hist_lines lines)${limit_line:+; limiter: $limit_line} | $caught_txt | $nmap_state, $open_ports open | $(group "$hwm") KiB |")
+    [ -n "$first_at" ] && caught_txt+="; first at ${first_at} s"
+    A_ROWS+=("| $n | $(group "${sent:-0}") (${sent_rate:+$(group "$sent_rate")/s}) | $(group "$rx") ($(group "$rx_rate")/s), $((rxd1 - rxd0)) RX drops; $IF_A TX drops $((txd1 - txd0)) | ${cpu_flood}% (user ${cpu_user}, sys ${cpu_sys}; after flood ${cpu_after}%) | $(group "$recv") / $kdrop / $idrop | $(group "$out_growth") B ($lines lines) + $(group "$hist_size") B ($hist_lines lines)${limit_line:+; limiter: $limit_line} | $caught_txt | $nmap_state, $open_ports open | $(group "$hwm") KiB |")
     A_CPU+=("$cpu_flood"); A_DROPS+=("$((kdrop + idrop))"); A_LOG+=("$log_total"); A_CAUGHT+=("$caught")
 }
 
@@ -325,9 +341,13 @@ run_b() {
     iperf_listening() { ip netns exec "$NS_S" ss -ltnH 'sport = :79' | grep -q .; }
     wait_until 10 "iperf3 listening" iperf_listening || die "iperf3 -s -p 79 is not listening after 10 s"
     start_sensor "$dir"
-    say "   sensor PID $SENSOR_PID ready; iperf3 for ${IPERF_SECS}s"
+    say "   sensor PID $SENSOR_PID ready; ${IDLE_SECS}s idle baseline, then iperf3 for ${IPERF_SECS}s"
+    local i0 ti0 idle
+    i0=$(cpu_ticks "$SENSOR_PID"); ti0=$(now_s)
+    sleep "$IDLE_SECS"   # a measurement window, not a readiness wait
     local c0 t0 c1 t1
     c0=$(cpu_ticks "$SENSOR_PID"); t0=$(now_s)
+    idle=$(cpu_pct $((c0 - i0)) "$(elapsed "$ti0" "$t0")")
     local iperf_rc=0
     ip netns exec "$NS_A" timeout $((IPERF_SECS + 20)) iperf3 -c "$IP_S" -p 79 -t "$IPERF_SECS" \
         </dev/null >"$dir/iperf3-client.txt" 2>&1 || iperf_rc=$?
@@ -344,8 +364,8 @@ run_b() {
     stats=$(pcap_stats "$dir"); [ -n "$stats" ] || die "B$n: no 'pcap $IF_S: ...' line from the sensor at exit"
     read -r recv kdrop idrop <<<"$stats"
     tput=$(grep -E ' receiver$' "$dir/iperf3-client.txt" | tail -n1 | grep -oE '[0-9.]+ [KMG]?bits/sec' || true)
-    say "   iperf3 ${tput:-?} (receiver); sensor CPU ${cpu}% over ${secs}s; $events events; pcap $recv received, $kdrop/$idrop dropped"
-    B_ROWS+=("| $n | ${tput:-?} | ${cpu}% | $events | $(group "$recv") / $kdrop / $idrop |")
+    say "   iperf3 ${tput:-?} (receiver); sensor CPU ${cpu}% over ${secs}s (idle baseline ${idle}%); $events events; pcap $recv received, $kdrop/$idrop dropped"
+    B_ROWS+=("| $n | ${tput:-?} | ${cpu}% | ${idle}% | $events | $(group "$recv") / $kdrop / $idrop |")
     B_CPU+=("$cpu"); B_EVENTS+=("$events")
 }
 
@@ -365,7 +385,7 @@ left_ns=$(ip netns list | awk '{ print $1 }' | grep '^pstlive-' || true)
 [ -z "$left_ns" ] || die "namespaces left behind: $left_ns"
 left_pids=$(pgrep -f "$BIN" || true)
 [ -z "$left_pids" ] || die "sensor copy still running: $left_pids"
-others=$(pgrep -a -x 'hping3|nmap|iperf3|tcpdump' || true)
+others=$(for c in hping3 nmap iperf3 tcpdump; do pgrep -a -x "$c"; done || true)
 [ -z "$others" ] || say "note: processes with these names exist but are not ours (ours were all stopped by PID): $others"
 say "cleanup verified: no pstlive- namespaces, no process started by this script is left"
 
@@ -387,8 +407,9 @@ Binary: \`$SRC_BIN\` ($BUILD); ${cpu:-unknown CPU}, $(nproc) cores, Linux $(unam
 Two network namespaces joined by a veth pair: sensor \`$NS_S\` ($IP_S, \`$IF_S\`), attacker \`$NS_A\` ($IP_A).
 Sensor: \`portsentry -c CONF -i $IF_S -v\`, TCP_PORTS="$TCP_PORTS", UDP_PORTS="$UDP_PORTS", HISTORY_FILE set, log only, output limiter at defaults.
 
-**A. Spoofed flood + real scan** ($RUNS runs): \`timeout $FLOOD_SECS hping3 --flood --rand-source -S -p 79 $IP_S\`; ${SCAN_DELAY} s in, \`nmap -sS -Pn -n -p 1-1024 $IP_S\` from $IP_A (${SCAN_TIMEOUT} s limit).
-CPU is utime+stime of the sensor over the flood window (hping3 start to exit) as % of one core; "after flood" is from flood end until the sensor is stopped (nmap end + 1 s).
+**A. Spoofed flood + real scan** (runs: $RUNS): \`timeout $FLOOD_SECS hping3 --flood --rand-source -S -p 79 $IP_S\`; ${SCAN_DELAY} s in, \`nmap -sS -Pn -n -p 1-1024 $IP_S\` from $IP_A (${SCAN_TIMEOUT} s limit).
+CPU is utime+stime of the sensor over the flood window (hping3 start to exit) as % of one core, split into user and system time; "after flood" is from flood end until the sensor is stopped (nmap end + 1 s).
+"first at" is the history-file timestamp of the first line about $IP_A, in seconds after the flood started (the flood lasts $FLOOD_SECS s); nmap's own "scanned in" time is shown next to its process lifetime.
 pcap counts are from the sensor's exit line (received / dropped by the kernel buffer / dropped by the interface).
 
 | Run | hping3 sent (rate) | $IF_S RX during flood | Sensor CPU | pcap recv / kernel drop / iface drop | stdout + history growth | Real scan from $IP_A reported | nmap | Max RSS (VmHWM) |
@@ -397,10 +418,10 @@ EOF
 printf '%s\n' "${A_ROWS[@]}"
 cat <<EOF
 
-**B. Benign load** ($B_RUNS runs): \`iperf3 -s -p 79\` in $NS_S (tripwire port with a listener), \`iperf3 -c $IP_S -p 79 -t $IPERF_SECS\` from $NS_A. CPU over the iperf3 client run.
+**B. Benign load** (runs: $B_RUNS): \`iperf3 -s -p 79\` in $NS_S (tripwire port with a listener), \`iperf3 -c $IP_S -p 79 -t $IPERF_SECS\` from $NS_A. CPU over the iperf3 client run.
 
-| Run | iperf3 throughput (receiver) | Sensor CPU | Events | pcap recv / kernel drop / iface drop |
-|---|---|---|---|---|
+| Run | iperf3 throughput (receiver) | Sensor CPU during iperf3 | Sensor CPU idle (${IDLE_SECS} s before) | Events | pcap recv / kernel drop / iface drop |
+|---|---|---|---|---|---|
 EOF
 printf '%s\n' "${B_ROWS[@]}"
 cat <<EOF

@@ -98,7 +98,9 @@ import Testing
             ("RESOLVE_HOST=\"yes\"", 1, "expected \"0\" or \"1\""),
             ("HISTORY_FILE=\"relative/path\"", 1, "absolute path"),
             ("KILL_ROUTE=\"/sbin/iptables -I INPUT -j DROP\"", 1, "must contain $TARGET$"),
-            ("BLOCK_TCP=\"1\"", 1, "needs KILL_ROUTE or KILL_HOSTS_DENY"),
+            ("FIREWALL=\"none\"\nBLOCK_TCP=\"1\"", 2, "needs a firewall (FIREWALL), KILL_ROUTE or KILL_HOSTS_DENY"),
+            ("FIREWALL=\"ipfw\"", 1, "expected auto, nftables, iptables or none"),
+            ("BLOCK_RATE_LIMIT=\"30\"", 1, "expected N/DURATION"),
             ("BLOCK_UDP=\"2\"", 1, "needs KILL_RUN_CMD"),
             ("TCP_PORTS=\"1\" junk", 1, "unexpected text after the closing quote"),
             ("lowercase=\"1\"", 1, "expected KEY=\"value\""),
@@ -111,6 +113,28 @@ import Testing
             #expect(e.description.contains(fragment), "\(e.description) should mention \(fragment)")
             #expect(e.description.hasPrefix("test.conf:\(line): "))
         }
+    }
+
+    @Test func blockingKeys() throws {
+        let c = try parse("""
+            BLOCK_TCP="1"
+            BLOCK_DURATION="10m"
+            BLOCK_ESCALATION="3"
+            BLOCK_MAX_DURATION="1d"
+            BLOCK_RATE_LIMIT="5/10s"
+            PROTECT_PORTS="22,2222"
+            STATE_DIR="/tmp/ps-state"
+            """)
+        #expect(c.blockTCP == .block && c.nativeFirewall == .nftables)
+        #expect(c.blockPolicy.seconds(forOffense: 1) == 600)
+        #expect(c.blockPolicy.seconds(forOffense: 2) == 1800)
+        #expect(c.blockPolicy.seconds(forOffense: 9) == 86_400)
+        #expect(c.blockRateLimit == 5 && c.blockRateWindow == 10)
+        #expect(c.protectPorts.description == "22,2222")
+        // A 2.x file that blocks with KILL_ROUTE keeps blocking only that way.
+        let legacy = try parse("BLOCK_TCP=\"1\"\nKILL_ROUTE=\"/sbin/route add -host $TARGET$ reject\"")
+        #expect(legacy.nativeFirewall == .none)
+        #expect(try parse("BLOCK_DURATION=\"permanent\"").blockPolicy.seconds(forOffense: 3) == nil)
     }
 
     @Test func repeatedKeyLastWins() throws {

@@ -55,7 +55,7 @@ enum LocalSockets {
         }
     }
 
-    private static func decode(_ hex: Substring) -> IPAddress? {
+    static func decode(_ hex: Substring) -> IPAddress? {
         func word(_ s: Substring) -> UInt32? { UInt32(s, radix: 16).map { UInt32(bigEndian: $0) } }
         if hex.count == 8 { return word(hex).map { IPAddress(ipv4: $0) } }
         guard hex.count == 32 else { return nil }

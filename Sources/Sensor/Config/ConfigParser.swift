@@ -115,6 +115,41 @@ enum ConfigParser {
         "LOG_BURST": { c, v throws(ConfigProblem) in c.logBurst = try int(v, 1...10_000_000) },
         "LOG_PER_SOURCE": { c, v throws(ConfigProblem) in c.logPerSource = try int(v, 0...10_000_000) },
         "CAPTURE_BUFFER_MB": { c, v throws(ConfigProblem) in c.captureBufferMB = try int(v, 1...2048) },
+        "FIREWALL": { c, v throws(ConfigProblem) in
+            guard let f = SensorConfig.FirewallChoice(rawValue: v) else {
+                throw ConfigProblem("expected auto, nftables, iptables or none, got '\(v)'")
+            }
+            c.firewall = f
+        },
+        "BLOCK_DURATION": { c, v throws(ConfigProblem) in
+            c.blockPolicy.baseSeconds = v == "permanent" || v == "0" ? nil : try duration(v, 1...(10 * 365 * 86_400))
+        },
+        "BLOCK_ESCALATION": { c, v throws(ConfigProblem) in c.blockPolicy.factor = Int64(try int(v, 1...100)) },
+        "BLOCK_MAX_DURATION": { c, v throws(ConfigProblem) in c.blockPolicy.maxSeconds = try duration(v, 1...(10 * 365 * 86_400)) },
+        "BLOCK_OFFENSE_MEMORY": { c, v throws(ConfigProblem) in c.blockPolicy.memorySeconds = try duration(v, 1...(10 * 365 * 86_400)) },
+        "BLOCK_RATE_LIMIT": { c, v throws(ConfigProblem) in
+            let parts = v.split(separator: "/", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ConfigProblem("expected N/DURATION such as 30/60s, got '\(v)'") }
+            c.blockRateLimit = try int(parts[0], 1...1_000_000)
+            c.blockRateWindow = try duration(parts[1], 1...86_400)
+        },
+        "DRY_RUN": { c, v throws(ConfigProblem) in c.dryRun = try bool(v) },
+        "STATE_DIR": { c, v throws(ConfigProblem) in
+            guard let p = try path(v) else { throw ConfigProblem("STATE_DIR cannot be empty") }
+            c.stateDir = p
+        },
+        "PROTECT_PORTS": { c, v throws(ConfigProblem) in c.protectPorts = try PortListParser.parse(v) },
+        "PROTECT_GATEWAYS": { c, v throws(ConfigProblem) in c.protectGateways = try bool(v) },
+        "PROTECT_RESOLVERS": { c, v throws(ConfigProblem) in c.protectResolvers = try bool(v) },
+        "KILL_TIMEOUT": { c, v throws(ConfigProblem) in c.killTimeout = try duration(v, 1...600) },
+        "CONTROL_SOCKET": { c, v throws(ConfigProblem) in
+            guard let p = try path(v) else { throw ConfigProblem("CONTROL_SOCKET cannot be empty") }
+            c.controlSocket = p
+        },
+        "HOSTS_DENY_FILE": { c, v throws(ConfigProblem) in
+            guard let p = try path(v) else { throw ConfigProblem("HOSTS_DENY_FILE cannot be empty") }
+            c.hostsDenyFile = p
+        },
     ]
 
     private static func validate(_ c: SensorConfig, seen: [String: Int], file: String) throws(ConfigError) {
@@ -122,8 +157,8 @@ enum ConfigParser {
             ConfigError(file: file, line: seen[key] ?? 0, message: "\(key): \(message)")
         }
         for (key, mode) in [("BLOCK_TCP", c.blockTCP), ("BLOCK_UDP", c.blockUDP)] {
-            if mode == .block, c.killRoute == nil, c.killHostsDeny == nil {
-                throw fail(key, "\"1\" (block) needs KILL_ROUTE or KILL_HOSTS_DENY to say how to block")
+            if mode == .block, c.killRoute == nil, c.killHostsDeny == nil, c.nativeFirewall == .none {
+                throw fail(key, "\"1\" (block) needs a firewall (FIREWALL), KILL_ROUTE or KILL_HOSTS_DENY to say how to block")
             }
             if mode == .runCommandOnly, c.killRunCmd == nil {
                 throw fail(key, "\"2\" (run command only) needs KILL_RUN_CMD")

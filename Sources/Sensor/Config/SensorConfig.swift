@@ -38,6 +38,36 @@ struct SensorConfig: Sendable, Equatable {
     var logPerSource = 50
     var captureBufferMB = 32
 
+    // Blocking (keys of our own).
+    var firewall: FirewallChoice = .auto
+    var blockPolicy = BlockPolicy()
+    /// Circuit breaker: at most this many new blocks per window.
+    var blockRateLimit = 30
+    var blockRateWindow: Int64 = 60
+    var dryRun = false
+    var stateDir = "/var/lib/portsentry"
+    /// Peers of established sessions on these local ports are never blocked (SSH by default).
+    var protectPorts = PortSet([22...22])
+    var protectGateways = true
+    var protectResolvers = true
+    var killTimeout: Int64 = 10
+    var controlSocket = "/run/portsentry/control.sock"
+    /// Where KILL_HOSTS_DENY lines go (Portsentry's compile-time WRAPPER_HOSTS_DENY).
+    var hostsDenyFile = "/etc/hosts.deny"
+
+    enum FirewallChoice: String, Sendable, Equatable {
+        /// nftables, unless KILL_ROUTE says how to block (then only KILL_ROUTE).
+        case auto, nftables, iptables, none
+    }
+
+    /// The native backend in force for BLOCK_*="1", if any.
+    var nativeFirewall: FirewallChoice {
+        switch firewall {
+        case .auto: return killRoute == nil ? .nftables : .none
+        default: return firewall
+        }
+    }
+
     /// True when the file used keys only Portsentry 1.2 knows (its history format is then the default).
     var looksLike12 = false
 

@@ -12,6 +12,8 @@ enum Clock {
         return Int64(ts.tv_sec) * nanosPerSecond + Int64(ts.tv_nsec)
     }
 
+    static func wallSeconds() -> Int64 { wall() / nanosPerSecond }
+
     static func wall() -> EpochNanos {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)

@@ -37,7 +37,10 @@ struct ReplayRunner {
             host.ownAddresses = AddressSet(hosts.map { IPPrefix(host: $0) })
         }
         let detector = Detector(settings: SettingsBuilder.detection(config, options), host: host, ignore: ignore)
-        let responder = Responder(config: config)
+        // Replay never touches the firewall: blocking decisions are made and logged as a dry run.
+        var dryConfig = config
+        dryConfig.dryRun = true
+        let responder = Responder(config: dryConfig, firewall: DryRunFirewall(), blocks: BlockTable(), readsHostState: false)
         var limiter = OutputLimiter(rate: config.logRate, burst: config.logBurst, perSource: config.logPerSource)
         let files = HistoryWriter(config: config)
         do { try files.prepare() } catch { throw PcapHandle.Failure(description: error.description) }
@@ -56,7 +59,7 @@ struct ReplayRunner {
                 case .packet(let packet):
                     let time = Int64(seconds) * nanosPerSecond + Int64(nanos)
                     guard var d = detector.process(packet, now: time, wallTime: time) else { continue }
-                    responder.respond(to: &d.event)
+                    responder.respond(to: &d.event, now: time / nanosPerSecond)
                     summary.events &+= 1
                     emit(d)
                     if limiter.admit(d, now: time) {

@@ -12,15 +12,20 @@ final class AppendFile {
 
     init(path: String) { self.path = path }
 
-    /// Creates missing parent directories (0755) and checks the file can be opened.
-    func prepare() throws(TextFile.Failure) {
+    /// Creates missing parent directories of `path`.
+    static func makeDirectories(for path: String, mode: mode_t = 0o755) throws(TextFile.Failure) {
         var prefix = ""
         for component in path.split(separator: "/").dropLast() {
             prefix += "/" + component
-            if mkdir(prefix, 0o755) != 0, errno != EEXIST {
+            if mkdir(prefix, mode) != 0, errno != EEXIST {
                 throw TextFile.Failure(description: "\(path): cannot create \(prefix): \(errnoText())")
             }
         }
+    }
+
+    /// Creates missing parent directories (0755) and checks the file can be opened.
+    func prepare() throws(TextFile.Failure) {
+        try Self.makeDirectories(for: path)
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640)
         guard fd >= 0 else { throw TextFile.Failure(description: "\(path): cannot open for appending: \(errnoText())") }
         close(fd)

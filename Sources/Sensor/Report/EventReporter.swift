@@ -15,7 +15,6 @@ final class EventReporter {
     private let files: HistoryWriter
     private(set) var limiter: OutputLimiter
     private var lastSummary: Int64? = nil
-    private(set) var eventsByKind: [String: UInt64] = [:]
 
     init(config: SensorConfig, consoleFormat: ConsoleFormat, logger: Logger = Diagnostics.logger) {
         self.logger = logger
@@ -29,7 +28,6 @@ final class EventReporter {
     }
 
     func report(_ d: DetectedEvent, now: Int64) {
-        eventsByKind[d.event.kind.name, default: 0] &+= 1
         guard limiter.admit(d, now: now) else { return }
         let e = d.event
         switch consoleFormat {

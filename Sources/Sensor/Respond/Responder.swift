@@ -1,26 +1,305 @@
+import Logging
 import PortsentryShared
 
-/// Decides what to do about an actionable event and records it in the event's
-/// `noblock`/`blocked` fields, as Portsentry does before writing the line.
+/// Decides what to do about an actionable event and does it, then records the outcome in
+/// the event's `noblock`/`blocked` fields before the line is written, as Portsentry does.
+///
+/// Order: protected addresses are never acted on; BLOCK_*="0" logs only; a host already
+/// blocked is not blocked twice; the circuit breaker caps new blocks; then Portsentry's
+/// DisposeTarget order (KILL_RUN_CMD first if asked, the native firewall, KILL_HOSTS_DENY,
+/// KILL_ROUTE, KILL_RUN_CMD), each logged with Portsentry's attackalert line. A command that
+/// exits non-zero is a failure. The host counts as blocked if any action succeeded.
 final class Responder {
-    private var config: SensorConfig
+    private(set) var config: SensorConfig
+    private let logger: Logger
+    let firewall: (any FirewallBackend)?
+    let blocks: BlockTable
+    private(set) var protected = ProtectedAddresses()
+    private var breaker: CircuitBreaker
+    /// When a protected address was last reported, so a spoofed flood "from" the gateway
+    /// gives one line a minute, not one per packet.
+    private var protectedWarned: [IPAddress: Int64] = [:]
+    static let protectedWarningInterval: Int64 = 60
+    private(set) var counters = Counters()
 
-    init(config: SensorConfig) { self.config = config }
+    struct Counters: Sendable {
+        var blocked: UInt64 = 0
+        var alreadyBlocked: UInt64 = 0
+        var protectedSkipped: UInt64 = 0
+        var breakerRefused: UInt64 = 0
+        var failures: UInt64 = 0
+        var expired: UInt64 = 0
+    }
 
-    func update(_ config: SensorConfig) { self.config = config }
+    /// False in replay: the host's gateways and sessions say nothing about a capture.
+    private let readsHostState: Bool
 
-    func respond(to event: inout ScanEvent) {
+    init(config: SensorConfig, firewall: (any FirewallBackend)?, blocks: BlockTable, readsHostState: Bool = true,
+         logger: Logger = Diagnostics.logger) {
+        self.config = config
+        self.readsHostState = readsHostState
+        self.firewall = firewall
+        self.blocks = blocks
+        self.logger = logger
+        breaker = CircuitBreaker(limit: config.blockRateLimit, window: config.blockRateWindow)
+    }
+
+    func update(_ config: SensorConfig) {
+        self.config = config
+        if config.blockRateLimit != breaker.limit || config.blockRateWindow != breaker.window {
+            breaker = CircuitBreaker(limit: config.blockRateLimit, window: config.blockRateWindow)
+        }
+    }
+
+    /// Re-reads gateways, resolvers and session peers.
+    func refreshProtected() {
+        guard readsHostState else { return }
+        protected = ProtectedAddresses.read(gateways: config.protectGateways, resolvers: config.protectResolvers,
+                                            sessionPorts: config.protectPorts)
+    }
+
+    var breakerOpen: Bool { breaker.isOpen }
+
+    /// `now` is wall-clock seconds (block expiry survives restarts).
+    func respond(to event: inout ScanEvent, now: Int64) {
         guard event.isActionable else { return }
+        let source = event.source
+        let ip = source.description
+
+        if let reason = protected.reason(for: source) {
+            markProtected(&event, reason: reason, now: now)
+            return
+        }
         let mode = event.proto == .tcp ? config.blockTCP : config.blockUDP
-        switch mode {
-        case .logOnly:
+        if mode == .logOnly {
             event.noblock = .yes
             event.blocked = .no
-        case .block, .runCommandOnly:
-            // Enforcement arrives with the firewall work (nftables sets, KILL_* commands);
-            // until then the sensor reports honestly that nothing was blocked.
-            event.noblock = .no
-            event.blocked = .no
+            return
         }
+        // About to act: make sure the source did not just become an admin's session peer.
+        refreshProtected()
+        if let reason = protected.reason(for: source) {
+            markProtected(&event, reason: reason, now: now)
+            return
+        }
+        event.noblock = .no
+        if blocks.covering(source, now: now) != nil {
+            logger.notice("attackalert: Host: \(ip)/\(ip) is already blocked Ignoring")
+            counters.alreadyBlocked += 1
+            event.blocked = .yes
+            return
+        }
+        let (allowed, transition) = breaker.request(now: now)
+        if transition == .opened {
+            logger.error("""
+                attackalert: Circuit breaker open: \(breaker.limit) blocks started within \(config.blockRateWindow)s; \
+                no new blocks until the rate falls (events are still logged)
+                """)
+        }
+        guard allowed else {
+            counters.breakerRefused += 1
+            event.blocked = .no
+            return
+        }
+        event.blocked = TriState(dispose(event, mode: mode, now: now))
+    }
+
+    private func markProtected(_ event: inout ScanEvent, reason: ProtectedAddresses.Reason, now: Int64) {
+        event.ignored = .yes
+        event.ignoreReason = .protected
+        event.noblock = .yes
+        event.blocked = .no
+        counters.protectedSkipped += 1
+        if now - (protectedWarned[event.source] ?? .min) >= Self.protectedWarningInterval {
+            protectedWarned[event.source] = now
+            if protectedWarned.count > 1024 { protectedWarned.removeAll() }
+            logger.warning("""
+                attackalert: Host \(event.source) is protected (\(reason.rawValue)); not acting on probes \
+                "from" it (they are most likely spoofed)
+                """)
+        }
+    }
+
+    /// Portsentry's DisposeTarget. True if any action succeeded.
+    private func dispose(_ event: ScanEvent, mode: SensorConfig.BlockMode, now: Int64) -> Bool {
+        let ip = event.source.description
+        var succeeded = false
+        var attempted = false
+        let dry = config.dryRun ? "[dry run] " : ""
+        func command(_ template: String) -> String {
+            template.replacingAll("$TARGET$", with: ip).replacingAll("$PORT$", with: "\(event.port)")
+                .replacingAll("$MODE$", with: event.kind == .connect ? "connect" : "stealth")
+        }
+        func runCommand(_ template: String, describe: (String) -> String) {
+            attempted = true
+            let cmd = command(template)
+            if config.dryRun {
+                logger.notice("attackalert: \(dry)\(describe(cmd))")
+                succeeded = true
+                return
+            }
+            let result = CommandRunner.shell(cmd, timeoutSeconds: config.killTimeout)
+            if result.succeeded {
+                logger.notice("attackalert: \(describe(cmd))")
+                succeeded = true
+            } else {
+                counters.failures += 1
+                logger.error("attackalert: command for host \(ip) failed (\(result.summary)): \"\(cmd)\"\(result.stderr.isEmpty ? "" : ": \(result.stderr)")")
+            }
+        }
+        let runFirst = config.killRunCmdFirst
+        if let cmd = config.killRunCmd, runFirst || mode == .runCommandOnly {
+            runCommand(cmd) { "External command run for host: \(ip) using command: \"\($0)\"" }
+        }
+        var nativeBlock: Block? = nil
+        if mode == .block {
+            nativeBlock = nativeBlockIfConfigured(event, now: now, attempted: &attempted, succeeded: &succeeded)
+            if let line = config.killHostsDeny {
+                attempted = true
+                let text = line.replacingAll("$TARGET$", with: event.source.isIPv4 ? ip : "[\(ip)]")
+                    .replacingAll("$PORT$", with: "\(event.port)")
+                if config.dryRun {
+                    logger.notice("attackalert: \(dry)Host \(ip) has been blocked via wrappers with string: \"\(text)\"")
+                    succeeded = true
+                } else {
+                    do {
+                        switch try HostsDenyFile.add(line: text, to: config.hostsDenyFile) {
+                        case .added: logger.notice("attackalert: Host \(ip) has been blocked via wrappers with string: \"\(text)\"")
+                        case .alreadyPresent: logger.notice("Host \(ip) already in hosts.deny file, skipping.")
+                        }
+                        succeeded = true
+                    } catch {
+                        counters.failures += 1
+                        logger.error("attackalert: cannot block \(ip) via wrappers: \(error.description)")
+                    }
+                }
+            }
+            if let route = config.killRoute {
+                runCommand(route) { "Host \(ip) has been blocked via dropped route using command: \"\($0)\"" }
+            }
+            if let cmd = config.killRunCmd, !runFirst {
+                runCommand(cmd) { "External command run for host: \(ip) using command: \"\($0)\"" }
+            }
+        }
+        guard attempted else { return false }
+        if succeeded {
+            counters.blocked += 1
+            // Remember the host so it is not blocked twice; a command-only block has no
+            // expiry of its own (Portsentry's BLOCKED_FILE).
+            let record = nativeBlock ?? Block(target: IPPrefix(host: event.source), created: now, expires: nil,
+                                              origin: .detection, reason: reason(event), offense: 1)
+            try? blocks.insert(record)
+        } else {
+            logger.error("attackalert: Error during target dispose \(ip)/\(ip)!")
+        }
+        return succeeded
+    }
+
+    private func nativeBlockIfConfigured(_ event: ScanEvent, now: Int64, attempted: inout Bool, succeeded: inout Bool) -> Block? {
+        guard config.nativeFirewall != .none else { return nil }
+        attempted = true
+        let offense = blocks.recordOffense(event.source, policy: config.blockPolicy, now: now)
+        let seconds = config.blockPolicy.seconds(forOffense: offense)
+        let target = IPPrefix(host: event.source)
+        let block = Block(target: target, created: now, expires: seconds.map { now + $0 }, origin: .detection,
+                          reason: reason(event), offense: offense)
+        let how = "\(config.dryRun ? "dry-run" : firewall?.name ?? "firewall") for \(DurationText.format(seconds))"
+            + (offense > 1 ? " (offense \(offense))" : "")
+        if config.dryRun {
+            logger.notice("attackalert: [dry run] Host \(event.source) has been blocked via \(how)")
+            succeeded = true
+            return block
+        }
+        guard let firewall else { return nil }
+        do {
+            try firewall.apply([.add(target, seconds: seconds)])
+            logger.notice("attackalert: Host \(event.source) has been blocked via \(how)")
+            succeeded = true
+            return block
+        } catch {
+            counters.failures += 1
+            logger.error("attackalert: cannot block \(event.source) via \(firewall.name): \(error.description)")
+            return nil
+        }
+    }
+
+    private func reason(_ e: ScanEvent) -> String { "\(e.kind.label) on \(e.proto) port \(e.port)" }
+
+    // MARK: manual control (the control socket)
+
+    /// `portsentry blocks add`: blocks `target` now, or extends a block already in force.
+    func manualBlock(_ target: IPPrefix, seconds: Int64?, now: Int64) throws(FirewallError) -> Block {
+        let block = Block(target: target, created: now, expires: seconds.map { now + $0 }, origin: .manual,
+                          reason: "added by the administrator", offense: 1)
+        let existing = blocks.blocks[target]
+        if !config.dryRun {
+            guard let firewall else { throw FirewallError("no firewall is configured (FIREWALL=\"none\" and no native backend)") }
+            // Extending means remove + add in one transaction: re-adding keeps the old timeout.
+            let changes: [FirewallChange] = (existing == nil ? [] : [.remove(target)]) + [.add(target, seconds: seconds)]
+            try firewall.apply(changes)
+        }
+        do { try blocks.insert(block) } catch {
+            if existing == nil, !config.dryRun { try? firewall?.apply([.remove(target)]) }
+            throw FirewallError(error.description)
+        }
+        logger.notice("attackalert: Host \(target) has been blocked by the administrator for \(DurationText.format(seconds))")
+        return block
+    }
+
+    /// `portsentry blocks remove`.
+    func manualUnblock(_ target: IPPrefix) throws(FirewallError) -> Block {
+        guard let existing = blocks.blocks[target] else { throw FirewallError("\(target) is not blocked") }
+        if !config.dryRun, let firewall, existing.expires != nil || config.nativeFirewall != .none {
+            try firewall.apply([.remove(target)])
+        }
+        blocks.remove(target)
+        logger.notice("Block on \(target) removed by the administrator")
+        return existing
+    }
+
+    /// `portsentry blocks flush`: every block lifted, in the kernel and in the state.
+    func flushAll() throws(FirewallError) -> Int {
+        if !config.dryRun, let firewall { try firewall.replaceAll([]) }
+        let n = blocks.removeAll().count
+        logger.notice("All \(n) blocks removed by the administrator")
+        return n
+    }
+
+    /// Forgets blocks whose time is up (the kernel dropped them on its own).
+    func expire(now: Int64) {
+        for b in blocks.removeExpired(now: now) {
+            counters.expired += 1
+            logger.notice("Block on \(b.target) expired (\(b.reason))")
+        }
+        breaker.prune(now: now)
+    }
+}
+
+enum DurationText {
+    /// `1h`, `1h59m58s`, `7d`; nil is "ever" (a permanent block).
+    static func format(_ seconds: Int64?) -> String {
+        guard var s = seconds else { return "ever" }
+        if s == 0 { return "0s" }
+        var out = ""
+        for (unit, size) in [("d", Int64(86_400)), ("h", 3600), ("m", 60), ("s", 1)] where s >= size {
+            out += "\(s / size)\(unit)"
+            s %= size
+        }
+        return out
+    }
+}
+
+extension String {
+    /// Plain substring replacement without Foundation.
+    func replacingAll(_ target: String, with replacement: String) -> String {
+        guard !target.isEmpty else { return self }
+        var out = ""
+        var rest = Substring(self)
+        while let r = rest.range(of: target) {
+            out += rest[..<r.lowerBound]
+            out += replacement
+            rest = rest[r.upperBound...]
+        }
+        return out + rest
     }
 }

@@ -1,0 +1,11 @@
+/// Picks the firewall backend the config asks for.
+enum FirewallFactory {
+    static func make(_ config: SensorConfig) throws(FirewallError) -> (any FirewallBackend)? {
+        if config.dryRun { return DryRunFirewall() }
+        switch config.nativeFirewall {
+        case .nftables: return try NftablesFirewall()
+        case .iptables: return IptablesFirewall()
+        case .none, .auto: return nil
+        }
+    }
+}

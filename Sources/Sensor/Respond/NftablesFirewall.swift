@@ -1,0 +1,115 @@
+import CNftables
+import PortsentryShared
+
+/// Blocks in nftables through libnftables, in-process: the project's own `inet portsentry`
+/// table, hash sets for single hosts (IPv4, IPv6) and interval sets for prefixes, each
+/// element carrying its own timeout so the kernel lifts a block on time even if the sensor
+/// is gone. One drop rule per set. Every `apply` is one transaction. No other table is touched.
+final class NftablesFirewall: FirewallBackend {
+    let name = "nftables"
+    static let table = "inet portsentry"
+    /// Elements per `add element` statement: large statements are what make bulk loads fast,
+    /// and 5,000 keeps each netlink message comfortably small.
+    static let elementsPerStatement = 5000
+
+    private let context: OpaquePointer
+    /// The table is created on first use: a log-only sensor never touches the firewall.
+    private var prepared = false
+
+    init() throws(FirewallError) {
+        guard let ctx = nft_ctx_new(UInt32(NFT_CTX_DEFAULT)) else { throw FirewallError("libnftables: cannot create a context") }
+        context = ctx
+        nft_ctx_buffer_output(ctx)
+        nft_ctx_buffer_error(ctx)
+    }
+
+    deinit { nft_ctx_free(context) }
+
+    static let setup = """
+        add table \(table)
+        add set \(table) blocked4 { type ipv4_addr; flags timeout; comment "hosts blocked by portsentry"; }
+        add set \(table) blocked6 { type ipv6_addr; flags timeout; comment "hosts blocked by portsentry"; }
+        add set \(table) blocked4_nets { type ipv4_addr; flags interval, timeout; comment "networks blocked by portsentry"; }
+        add set \(table) blocked6_nets { type ipv6_addr; flags interval, timeout; comment "networks blocked by portsentry"; }
+        add chain \(table) input { type filter hook input priority filter - 10; policy accept; }
+        flush chain \(table) input
+        add rule \(table) input ip saddr @blocked4 counter drop comment "blocked hosts"
+        add rule \(table) input ip6 saddr @blocked6 counter drop comment "blocked hosts"
+        add rule \(table) input ip saddr @blocked4_nets counter drop comment "blocked networks"
+        add rule \(table) input ip6 saddr @blocked6_nets counter drop comment "blocked networks"
+        """
+
+    func prepare() throws(FirewallError) {
+        try run(Self.setup)
+        prepared = true
+    }
+
+    func apply(_ changes: [FirewallChange]) throws(FirewallError) {
+        if !prepared { try prepare() }
+        let script = Self.script(for: changes)
+        if !script.isEmpty { try run(script) }
+    }
+
+    func replaceAll(_ blocks: [(IPPrefix, seconds: Int64?)]) throws(FirewallError) {
+        let flush = ["blocked4", "blocked6", "blocked4_nets", "blocked6_nets"].map { "flush set \(Self.table) \($0)" }
+        let adds = Self.script(for: blocks.map { .add($0.0, seconds: $0.seconds) })
+        try run(([Self.setup] + flush + (adds.isEmpty ? [] : [adds])).joined(separator: "\n"))
+        prepared = true
+    }
+
+    func removeAll() throws(FirewallError) {
+        try run("add table \(Self.table)\ndelete table \(Self.table)")
+        prepared = false
+    }
+
+    func listing() throws(FirewallError) -> String {
+        try run("list table \(Self.table)")
+    }
+
+    /// Removals first (an extension is a removal and an add of the same element in one
+    /// transaction: re-adding an existing element would keep its old timeout).
+    static func script(for changes: [FirewallChange]) -> String {
+        var removals: [String: [String]] = [:]
+        var additions: [String: [String]] = [:]
+        for change in changes {
+            switch change {
+            case .remove(let p):
+                removals[set(for: p), default: []].append(element(p))
+            case .add(let p, let seconds):
+                additions[set(for: p), default: []].append(element(p) + (seconds.map { " timeout \(max($0, 1))s" } ?? ""))
+            }
+        }
+        var lines: [String] = []
+        for (verb, groups) in [("delete", removals), ("add", additions)] {
+            for (set, elements) in groups.sorted(by: { $0.key < $1.key }) {
+                var start = 0
+                while start < elements.count {
+                    let chunk = elements[start..<min(start + elementsPerStatement, elements.count)]
+                    lines.append("\(verb) element \(table) \(set) { \(chunk.joined(separator: ", ")) }")
+                    start += elementsPerStatement
+                }
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func set(for p: IPPrefix) -> String {
+        let family = p.network.isIPv4 ? "4" : "6"
+        return p.isHost ? "blocked\(family)" : "blocked\(family)_nets"
+    }
+
+    static func element(_ p: IPPrefix) -> String {
+        p.isHost ? p.network.description : "\(p.network)/\(p.length)"
+    }
+
+    @discardableResult
+    private func run(_ script: String) throws(FirewallError) -> String {
+        let rc = nft_run_cmd_from_buffer(context, script)
+        let output = nft_ctx_get_output_buffer(context).map { String(cString: $0) } ?? ""
+        if rc != 0 {
+            let error = nft_ctx_get_error_buffer(context).map { String(cString: $0) } ?? "unknown error"
+            throw FirewallError("nftables: \(error.split(separator: "\n").first.map(String.init) ?? error)")
+        }
+        return output
+    }
+}
