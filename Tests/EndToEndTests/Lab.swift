@@ -75,7 +75,51 @@ final class Lab: @unchecked Sendable {
     private func cleanUpNetwork() {
         Self.deleteNamespace(sensorNS)
         Self.deleteNamespace(attackerNS)
-        _ = try? Self.run(["ip", "link", "del", sensorInterface], allowFailure: true)
+        Self.deleteNamespace(bystanderNS)
+        for link in [sensorInterface, "pv\(id)c"] { _ = try? Self.run(["ip", "link", "del", link], allowFailure: true) }
+    }
+
+    // MARK: optional extras
+
+    var bystanderNS: String { "\(Self.prefix)\(id)-b" }
+    var sensorBystanderSide: String { "10.232.\(id).1" }
+    var bystanderV4: String { "10.232.\(id).2" }
+    /// An address on the attacker's side that the sensor uses as its default gateway.
+    var gatewayV4: String { "10.231.\(id).254" }
+
+    /// A third host on its own link to the sensor: it must keep working when the attacker is blocked.
+    func addBystander() throws {
+        for command in [
+            ["ip", "netns", "add", bystanderNS],
+            ["ip", "link", "add", "pv\(id)c", "type", "veth", "peer", "name", "pv\(id)d"],
+            ["ip", "link", "set", "pv\(id)c", "netns", sensorNS], ["ip", "link", "set", "pv\(id)d", "netns", bystanderNS],
+            ["ip", "-n", sensorNS, "addr", "add", "\(sensorBystanderSide)/24", "dev", "pv\(id)c"],
+            ["ip", "-n", bystanderNS, "addr", "add", "\(bystanderV4)/24", "dev", "pv\(id)d"],
+            ["ip", "-n", sensorNS, "link", "set", "pv\(id)c", "up"], ["ip", "-n", bystanderNS, "link", "set", "pv\(id)d", "up"],
+            ["ip", "-n", bystanderNS, "link", "set", "lo", "up"],
+        ] { try Self.run(command) }
+    }
+
+    /// Gives the sensor a default route through an address the attacker owns.
+    func addGateway() throws {
+        try Self.run(["ip", "-n", attackerNS, "addr", "add", "\(gatewayV4)/24", "dev", "pv\(id)a"])
+        try Self.run(["ip", "-n", sensorNS, "route", "add", "default", "via", gatewayV4])
+    }
+
+    /// True if `host` in `ns` completes a TCP connection to `address:port` within a second.
+    func canConnect(from ns: String, to address: String, port: Int) -> Bool {
+        let script = "import socket,sys\ntry:\n socket.create_connection(('\(address)', \(port)), timeout=1).close()\nexcept OSError: sys.exit(1)"
+        return (try? exec(ns, ["python3", "-c", script])) != nil
+    }
+
+    /// The elements of one of the sensor's nftables sets (empty if the table does not exist).
+    func nftSet(_ set: String) -> String {
+        (try? exec(sensorNS, ["nft", "list", "set", "inet", "portsentry", set], allowFailure: true)) ?? ""
+    }
+
+    /// Runs the sensor's CLI against this lab's control socket.
+    func cli(_ args: [String]) throws -> String {
+        try exec(sensorNS, [Self.sensorBinary] + args + ["-c", file("portsentry.conf")])
     }
 
     static func deleteNamespace(_ name: String) {
@@ -96,29 +140,34 @@ final class Lab: @unchecked Sendable {
 
     // MARK: processes
 
+    /// Runs a command to completion (killed after `timeout` seconds) and returns its stdout.
+    /// Children get a clean signal mask (see `Child`), so nothing hangs on a blocked signal.
     @discardableResult
-    static func run(_ args: [String], allowFailure: Bool = false) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        if p.terminationStatus != 0, !allowFailure {
-            throw Failure(description: "\(args.joined(separator: " ")) exited \(p.terminationStatus): "
-                          + String(decoding: errData, as: UTF8.self))
+    static func run(_ args: [String], allowFailure: Bool = false, timeout: Double = 120) throws -> String {
+        let base = NSTemporaryDirectory() + "pste-run-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { unlink(base + ".out"); unlink(base + ".err") }
+        let child = try Child(args, output: base + ".out", errors: base + ".err")
+        let deadline = Date().addingTimeInterval(timeout)
+        while child.isRunning {
+            if Date() > deadline {
+                kill(child.pid, SIGKILL)
+                child.waitUntilExit()
+                throw Failure(description: "\(args.joined(separator: " ")) did not finish within \(timeout)s")
+            }
+            usleep(5_000)
         }
-        return String(decoding: data, as: UTF8.self)
+        let out = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
+        if child.exitStatus != 0, !allowFailure {
+            let err = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
+            throw Failure(description: "\(args.joined(separator: " ")) exited \(child.exitStatus): \(err)")
+        }
+        return out
     }
 
     /// Runs a command to completion inside a namespace.
     @discardableResult
-    func exec(_ ns: String, _ args: [String], allowFailure: Bool = false) throws -> String {
-        try Self.run(["ip", "netns", "exec", ns] + args, allowFailure: allowFailure)
+    func exec(_ ns: String, _ args: [String], allowFailure: Bool = false, timeout: Double = 120) throws -> String {
+        try Self.run(["ip", "netns", "exec", ns] + args, allowFailure: allowFailure, timeout: timeout)
     }
 
     /// Starts a long-running command in a namespace; its stdout and stderr go to `log`.
@@ -241,13 +290,17 @@ final class Child: @unchecked Sendable {
     let command: String
     private var status: Int32? = nil
 
-    init(_ args: [String], output: String) throws {
+    init(_ args: [String], output: String, errors: String? = nil) throws {
         command = args.joined(separator: " ")
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if let errors {
+            posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

@@ -110,7 +110,7 @@ final class Responder {
         event.noblock = .yes
         event.blocked = .no
         counters.protectedSkipped += 1
-        if now - (protectedWarned[event.source] ?? .min) >= Self.protectedWarningInterval {
+        if protectedWarned[event.source].map({ now - $0 >= Self.protectedWarningInterval }) ?? true {
             protectedWarned[event.source] = now
             if protectedWarned.count > 1024 { protectedWarned.removeAll() }
             logger.warning("""
