@@ -43,3 +43,6 @@ static inline void clinux_syslog(int priority, const char *message) {
 static inline int clinux_prctl(int option, unsigned long arg) {
     return prctl(option, arg, 0, 0, 0);
 }
+
+#include <linux/sock_diag.h>
+#include <linux/inet_diag.h>

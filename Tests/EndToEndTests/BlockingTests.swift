@@ -98,6 +98,42 @@ extension EndToEnd {
             }
         }
 
+        /// An admin logged in over SSH (here: a session on a PROTECT_PORTS port) who trips a
+        /// tripwire is never locked out; after logging out, the same scan is blocked.
+        @Test func peersOfAdminSessionsAreNeverBlocked() throws {
+            try withLab(55) { lab in
+                _ = try lab.spawn(lab.sensorNS, ["python3", "-c", """
+                    import socket, time
+                    s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind(('::', 2222)); s.listen(4)
+                    conns = []
+                    while True:
+                        c, _ = s.accept(); conns.append(c)
+                    """], log: "ssh.out")
+                try lab.waitFor("the session server", within: 10) { lab.canConnect(from: lab.attackerNS, to: lab.sensorV4, port: 2222) }
+                let sensor = try lab.startSensor(config: Self.config(lab, "PROTECT_PORTS=\"2222\""))
+                // The admin's session stays open while the scan runs.
+                let session = try lab.spawn(lab.attackerNS, ["python3", "-c", """
+                    import socket, time
+                    c = socket.create_connection(('\(lab.sensorV4)', 2222)); print('connected', flush=True); time.sleep(60)
+                    """], log: "session.out")
+                try lab.waitFor("the admin session", within: 10) { lab.read("session.out").contains("connected") }
+                try lab.exec(lab.attackerNS, ["nmap", "-sS", "-Pn", "-n", "--max-retries", "0", "-p", "79", lab.sensorV4])
+                try lab.waitFor("the protected line", within: 10) {
+                    lab.read("sensor.out").contains("attackalert: Host \(lab.attackerV4) is protected (peer of an established session)")
+                }
+                #expect(!lab.nftSet("blocked4").contains(lab.attackerV4))
+                // Session over: the next scan is blocked.
+                _ = try lab.stop(session, signal: SIGKILL)
+                try lab.waitFor("the session to close", within: 10) {
+                    !((try? lab.exec(lab.sensorNS, ["ss", "-tnH", "state", "established", "sport = :2222"])) ?? "x").contains(lab.attackerV4)
+                }
+                try lab.exec(lab.attackerNS, ["nmap", "-sS", "-Pn", "-n", "--max-retries", "0", "-p", "1", lab.sensorV4])
+                try lab.waitFor("the block", within: 5) { lab.nftSet("blocked4").contains(lab.attackerV4) }
+                #expect(try lab.stop(sensor) == 0)
+            }
+        }
+
         @Test func aRandomSourceFloodTripsTheBreakerAndMemoryStaysFlat() throws {
             try withLab(53) { lab in
                 let sensor = try lab.startSensor(config: Self.config(lab, "BLOCK_RATE_LIMIT=\"10/60s\""))

@@ -1,8 +1,8 @@
 import PortsentryShared
 
-/// Reads the host's sockets from /proc/net/{tcp,tcp6,udp,udp6} (in the sensor's own
-/// network namespace): which ports have listeners (Portsentry's service check, done once a
-/// second instead of a bind() per packet) and which TCP ports have any socket at all.
+/// The host's listening sockets, in the sensor's own network namespace: Portsentry's service
+/// check, done every few seconds instead of a bind() per packet. Read with sock_diag (only
+/// listeners and UDP sockets cross the netlink socket); /proc/net is the fallback.
 enum LocalSockets {
     /// /proc/net/tcp can be large on a busy server; reading more than this is refused and
     /// the previous snapshot kept.
@@ -15,6 +15,21 @@ enum LocalSockets {
     }
 
     static func read(root: String = "/proc/net") -> Snapshot? {
+        if let listeners = SocketDiag.tcpListeners(), let udp = SocketDiag.udpSockets() {
+            var snap = Snapshot()
+            for e in listeners {
+                add(e.local, e.localPort, to: &snap.tcpListeners)
+                // A port with a listener may also carry its accepted connections.
+                snap.boundTCPPorts.insert(e.localPort)
+            }
+            for e in udp { add(e.local, e.localPort, to: &snap.udpListeners) }
+            return snap
+        }
+        return readProc(root: root)
+    }
+
+    /// The /proc/net text tables, for kernels without sock_diag.
+    static func readProc(root: String) -> Snapshot? {
         var snap = Snapshot()
         for (file, isTCP) in [("tcp", true), ("tcp6", true), ("udp", false), ("udp6", false)] {
             guard let text = try? TextFile.read("\(root)/\(file)", limit: maxProcBytes) else {

@@ -17,7 +17,11 @@ final class SensorDaemon {
     /// Pause after a wake-up that found only a few packets (see the loop).
     static let coalesceMicros: UInt32 = 1000
     /// Listener snapshot age before it is re-read (Portsentry bind()s once per packet).
-    static let socketRefresh: Int64 = 1 * nanosPerSecond
+    static let socketRefresh: Int64 = 2 * nanosPerSecond
+    /// Gateways and resolvers change rarely; sessions are re-read anyway right before a block.
+    static let protectedRefresh: Int64 = 5 * nanosPerSecond
+    /// Block expiry and state saving.
+    static let housekeeping: Int64 = 1 * nanosPerSecond
     /// Interfaces are re-read on every netlink event; this is the fallback period.
     static let interfaceRescan: Int64 = 30 * nanosPerSecond
     /// How often pcap drop counters are checked and reported when they grow.
@@ -86,6 +90,14 @@ final class SensorDaemon {
         } else if handles.isEmpty {
             logger.warning("no interface to capture on yet (\(options.interfaces.base)); waiting for one to appear")
         }
+        // Blocking configured: set the firewall up now, so the first block is one element add,
+        // and a firewall that cannot be used is an error at start, not at the first attack.
+        if let firewall = responder.firewall, config.blockTCP == .block || config.blockUDP == .block {
+            do { try firewall.prepare() } catch {
+                logger.error("BLOCK_TCP/BLOCK_UDP=\"1\" but the \(firewall.name) firewall cannot be used: \(error.description)")
+                return 1
+            }
+        }
         restoreBlocks()
         responder.refreshProtected()
         do { control = try ControlServer(path: config.controlSocket) } catch {
@@ -95,6 +107,8 @@ final class SensorDaemon {
         logger.notice("Portsentry is now active and listening.")
 
         var lastSockets = Clock.monotonic()
+        var lastProtected = lastSockets
+        var lastHousekeeping = lastSockets
         var lastInterfaces = lastSockets
         var lastStats = lastSockets
         var interfacesDirty = false
@@ -137,7 +151,13 @@ final class SensorDaemon {
             if now - lastSockets >= Self.socketRefresh {
                 lastSockets = now
                 refreshSockets(force: false)
+            }
+            if now - lastProtected >= Self.protectedRefresh {
+                lastProtected = now
                 responder.refreshProtected()
+            }
+            if now - lastHousekeeping >= Self.housekeeping {
+                lastHousekeeping = now
                 responder.expire(now: Clock.wallSeconds())
                 saveBlocks()
             }
@@ -206,8 +226,10 @@ final class SensorDaemon {
         let live = responder.blocks.blocks.values.map { ($0.target, seconds: $0.remaining(now: now)) }
         guard !live.isEmpty, let firewall = responder.firewall else { return }
         do {
+            let started = Clock.monotonic()
             try firewall.replaceAll(live)
-            logger.notice("Restored \(live.count) blocks from \(statePath) into \(firewall.name) with their remaining time")
+            let millis = (Clock.monotonic() - started) / 1_000_000
+            logger.notice("Restored \(live.count) blocks from \(statePath) into \(firewall.name) with their remaining time in \(millis) ms")
         } catch {
             logger.error("Cannot restore \(live.count) blocks into \(firewall.name): \(error.description)")
         }
@@ -291,7 +313,7 @@ final class SensorDaemon {
             return "it overlaps \(p) in the ignore file"
         }
         responder.refreshProtected()
-        for (address, reason) in responder.protected.all where target.contains(address) {
+        if let (address, reason) = responder.protection(covering: target) {
             return "it covers \(address), a \(reason.rawValue)"
         }
         return nil
@@ -318,7 +340,8 @@ final class SensorDaemon {
             "blocking": ["firewall": responder.firewall?.name ?? "none", "dry_run": config.dryRun,
                          "blocks": responder.blocks.count, "blocked": r.blocked, "already_blocked": r.alreadyBlocked,
                          "protected_skipped": r.protectedSkipped, "breaker_open": responder.breakerOpen,
-                         "breaker_refused": r.breakerRefused, "failures": r.failures, "expired": r.expired],
+                         "breaker_refused": r.breakerRefused, "failures": r.failures, "expired": r.expired,
+                         "last_block_latency_us": r.lastBlockLatencyMicros, "max_block_latency_us": r.maxBlockLatencyMicros],
             "output": ["written": reporter.limiter.written, "suppressed": reporter.limiter.total.total],
         ]
     }

@@ -2,8 +2,8 @@ import PortsentryShared
 
 /// Addresses that are never blocked, whatever the evidence: blocking them would cut the
 /// host off (its gateways, its DNS resolvers) or lock out the admin (peers of established
-/// sessions on protected ports, e.g. SSH). A probe "from" one of them is logged as such and
-/// not acted on: it is far more likely spoofed than real.
+/// sessions on protected ports, e.g. SSH; asked of the kernel at decision time). A probe
+/// "from" one of them is logged as such and not acted on: it is far more likely spoofed.
 struct ProtectedAddresses: Sendable {
     enum Reason: String, Sendable {
         case gateway = "default gateway"
@@ -18,8 +18,21 @@ struct ProtectedAddresses: Sendable {
 
     var all: [(IPAddress, Reason)] { entries.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
 
-    /// Re-reads the host's routes, resolvers and sessions.
-    static func read(gateways: Bool, resolvers: Bool, sessionPorts: PortSet, procNet: String = "/proc/net",
+    /// A peer in `prefix` with an established connection to one of `ports` here, if any.
+    /// The kernel filters by peer address, so this costs the same on a server with 100,000
+    /// connections as on an idle one (no /proc text to format and parse).
+    static func sessionPeer(in prefix: IPPrefix, ports: PortSet) -> IPAddress? {
+        guard !ports.isEmpty else { return nil }
+        if let entries = SocketDiag.established(with: prefix) {
+            return entries.first { ports.contains($0.localPort) }?.remote
+        }
+        // No sock_diag: the /proc tables.
+        return sessionPeers(ports: ports, procNet: "/proc/net").first { prefix.contains($0) }
+    }
+
+    /// Re-reads the host's routes and resolvers (and, when `sessionPorts` is given, the
+    /// /proc session table: tests and kernels without sock_diag).
+    static func read(gateways: Bool, resolvers: Bool, sessionPorts: PortSet = PortSet(), procNet: String = "/proc/net",
                      resolvConf: String = "/etc/resolv.conf") -> ProtectedAddresses {
         var p = ProtectedAddresses()
         if gateways {

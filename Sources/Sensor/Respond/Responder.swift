@@ -29,6 +29,9 @@ final class Responder {
         var breakerRefused: UInt64 = 0
         var failures: UInt64 = 0
         var expired: UInt64 = 0
+        /// Packet capture time → kernel transaction committed, for native blocks.
+        var lastBlockLatencyMicros: Int64 = 0
+        var maxBlockLatencyMicros: Int64 = 0
     }
 
     /// False in replay: the host's gateways and sessions say nothing about a capture.
@@ -51,11 +54,18 @@ final class Responder {
         }
     }
 
-    /// Re-reads gateways, resolvers and session peers.
+    /// Re-reads gateways and resolvers.
     func refreshProtected() {
         guard readsHostState else { return }
-        protected = ProtectedAddresses.read(gateways: config.protectGateways, resolvers: config.protectResolvers,
-                                            sessionPorts: config.protectPorts)
+        protected = ProtectedAddresses.read(gateways: config.protectGateways, resolvers: config.protectResolvers)
+    }
+
+    /// Why `prefix` must not be blocked, if it must not: a gateway or resolver in it, or a
+    /// peer of an established session on PROTECT_PORTS (asked of the kernel now).
+    func protection(covering prefix: IPPrefix) -> (IPAddress, ProtectedAddresses.Reason)? {
+        if let hit = protected.all.first(where: { prefix.contains($0.0) }) { return hit }
+        guard readsHostState, let peer = ProtectedAddresses.sessionPeer(in: prefix, ports: config.protectPorts) else { return nil }
+        return (peer, .session)
     }
 
     var breakerOpen: Bool { breaker.isOpen }
@@ -76,9 +86,8 @@ final class Responder {
             event.blocked = .no
             return
         }
-        // About to act: make sure the source did not just become an admin's session peer.
-        refreshProtected()
-        if let reason = protected.reason(for: source) {
+        // About to act: is the source an admin's session peer right now?
+        if let (_, reason) = protection(covering: IPPrefix(host: source)) {
             markProtected(&event, reason: reason, now: now)
             return
         }
@@ -212,8 +221,15 @@ final class Responder {
         }
         guard let firewall else { return nil }
         do {
+            let applyStart = Clock.wall()
             try firewall.apply([.add(target, seconds: seconds)])
+            let applyMicros = (Clock.wall() - applyStart) / 1000
+            // The packet's capture time stamp to now: how long the scanner had before the drop.
+            let latency = max((Clock.wall() - event.time) / 1000, 0)
+            counters.lastBlockLatencyMicros = latency
+            counters.maxBlockLatencyMicros = max(counters.maxBlockLatencyMicros, latency)
             logger.notice("attackalert: Host \(event.source) has been blocked via \(how)")
+            logger.info("Block of \(event.source) in the kernel \(latency) µs after its packet was captured (nftables transaction \(applyMicros) µs, before it \((applyStart - event.time) / 1000) µs)")
             succeeded = true
             return block
         } catch {
