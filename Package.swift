@@ -26,6 +26,7 @@ let package = Package(
         .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
         .systemLibrary(name: "CLinux"),
         .systemLibrary(name: "CNftables", pkgConfig: "libnftables", providers: [.apt(["libnftables-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(
             name: "PortsentryShared",
             path: "Sources/Shared",
@@ -34,7 +35,7 @@ let package = Package(
         .executableTarget(
             name: "Sensor",
             dependencies: [
-                "PortsentryShared", "CPcap", "CLinux", "CNftables",
+                "PortsentryShared", "CPcap", "CLinux", "CNftables", "CCurl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

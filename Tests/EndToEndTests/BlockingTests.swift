@@ -76,6 +76,26 @@ extension EndToEnd {
             }
         }
 
+        /// The iptables + ipset backend, for hosts without nftables.
+        @Test func iptablesBackendBlocksThroughIpset() throws {
+            try withLab(56) { lab in
+                _ = try lab.spawn(lab.sensorNS, ["python3", "-m", "http.server", "8080", "--bind", lab.sensorV4], log: "http.out")
+                try lab.waitFor("the web server", within: 10) { lab.canConnect(from: lab.attackerNS, to: lab.sensorV4, port: 8080) }
+                let sensor = try lab.startSensor(config: Self.config(lab, "FIREWALL=\"iptables\"\nBLOCK_DURATION=\"1h\""))
+                try lab.exec(lab.attackerNS, ["nmap", "-sS", "-Pn", "-n", "--max-retries", "0", "-p", "79", lab.sensorV4])
+                try lab.waitFor("the attacker in the ipset", within: 5) {
+                    ((try? lab.exec(lab.sensorNS, ["ipset", "list", "portsentry4"])) ?? "").contains(lab.attackerV4)
+                }
+                #expect(!lab.canConnect(from: lab.attackerNS, to: lab.sensorV4, port: 8080))
+                let rules = try lab.exec(lab.sensorNS, ["iptables", "-S"])
+                #expect(rules.contains("-A INPUT -j PORTSENTRY"))
+                #expect(rules.contains("-A PORTSENTRY -m set --match-set portsentry4 src -j DROP"))
+                _ = try lab.cli(["blocks", "remove", lab.attackerV4])
+                #expect(lab.canConnect(from: lab.attackerNS, to: lab.sensorV4, port: 8080))
+                #expect(try lab.stop(sensor) == 0)
+            }
+        }
+
         @Test func spoofedProbesFromTheGatewayNeverBlockIt() throws {
             try withLab(52) { lab in
                 try lab.addGateway()

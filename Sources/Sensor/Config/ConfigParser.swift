@@ -146,6 +146,22 @@ enum ConfigParser {
             guard let p = try path(v) else { throw ConfigProblem("CONTROL_SOCKET cannot be empty") }
             c.controlSocket = p
         },
+        "ALERT_EMAIL": { c, v throws(ConfigProblem) in
+            var list: [String] = []
+            for item in v.split(separator: ",") { list.append(try mailbox(String(item))) }
+            c.alerts.emailTo = list
+        },
+        "ALERT_EMAIL_FROM": { c, v throws(ConfigProblem) in c.alerts.emailFrom = v.isEmpty ? nil : try mailbox(v) },
+        "ALERT_SMTP_URL": { c, v throws(ConfigProblem) in c.alerts.smtpURL = try url(v, schemes: ["smtp://", "smtps://"]) },
+        "ALERT_SMTP_USER": { c, v throws(ConfigProblem) in c.alerts.smtpUser = v.isEmpty ? nil : v },
+        "ALERT_SMTP_PASSWORD_FILE": { c, v throws(ConfigProblem) in c.alerts.smtpPasswordFile = try path(v) },
+        "ALERT_SMTP_STARTTLS": { c, v throws(ConfigProblem) in c.alerts.smtpRequireTLS = try bool(v) },
+        "ALERT_CA_FILE": { c, v throws(ConfigProblem) in c.alerts.caFile = try path(v) },
+        "ALERT_WEBHOOK_URL": { c, v throws(ConfigProblem) in
+            c.alerts.webhookURL = v.isEmpty ? nil : try url(v, schemes: ["http://", "https://"])
+        },
+        "ALERT_INTERVAL": { c, v throws(ConfigProblem) in c.alerts.interval = try duration(v, 1...86_400) },
+        "ALERT_GATHER": { c, v throws(ConfigProblem) in c.alerts.gather = try duration(v, 1...3600) },
         "HOSTS_DENY_FILE": { c, v throws(ConfigProblem) in
             guard let p = try path(v) else { throw ConfigProblem("HOSTS_DENY_FILE cannot be empty") }
             c.hostsDenyFile = p
@@ -206,6 +222,22 @@ enum ConfigParser {
         if v.isEmpty { return nil }
         guard v.hasPrefix("/") else { throw ConfigProblem("expected an absolute path, got '\(v)'") }
         guard !v.contains("\0") else { throw ConfigProblem("path contains a NUL byte") }
+        return v
+    }
+
+    /// An e-mail address that cannot smuggle a header into the message.
+    private static func mailbox(_ raw: String) throws(ConfigProblem) -> String {
+        let v = raw.trimmingWhitespace()
+        guard v.contains("@"), !v.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "<" || $0 == ">" || $0 == " " || $0 == "," }) else {
+            throw ConfigProblem("'\(v)' is not an e-mail address")
+        }
+        return v
+    }
+
+    private static func url(_ v: String, schemes: [String]) throws(ConfigProblem) -> String {
+        guard schemes.contains(where: { v.lowercased().hasPrefix($0) }), v.count > 8, !v.contains(where: \.isWhitespace) else {
+            throw ConfigProblem("expected a URL starting with \(schemes.joined(separator: " or ")), got '\(v)'")
+        }
         return v
     }
 

@@ -52,6 +52,8 @@ struct SensorConfig: Sendable, Equatable {
     var protectResolvers = true
     var killTimeout: Int64 = 10
     var controlSocket = "/run/portsentry/control.sock"
+    var alerts = AlertSettings()
+
     /// Where KILL_HOSTS_DENY lines go (Portsentry's compile-time WRAPPER_HOSTS_DENY).
     var hostsDenyFile = "/etc/hosts.deny"
 

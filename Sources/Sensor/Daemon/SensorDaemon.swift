@@ -39,6 +39,7 @@ final class SensorDaemon {
     private var handles: [String: PcapHandle] = [:]
     private var connectSockets: ConnectModeSockets? = nil
     private var control: ControlServer? = nil
+    private var alerts: AlertSender? = nil
     private let started = Clock.monotonic()
     private var filterAddresses: [IPAddress] = []
     private var filterAnyListenersTCP = PortSet()
@@ -70,6 +71,7 @@ final class SensorDaemon {
         }
         responder = Responder(config: config, firewall: firewall, blocks: blocks)
         signals = try SignalInbox()
+        startAlerts(config.alerts)
         try reporter.prepare()
         for warning in SettingsBuilder.warnings(settings, config, ephemeral: host.ephemeralPorts) {
             logger.warning("\(warning)")
@@ -140,6 +142,7 @@ final class SensorDaemon {
                                                            now: now, wallTime: Clock.wall()) {
                                 responder.respond(to: &d.event, now: Clock.wallSeconds())
                                 reporter.report(d, now: now)
+                                if d.event.isActionable { alerts?.note(d.event, now: now) }
                                 return d.event.isActionable
                             }
                             return false
@@ -171,7 +174,10 @@ final class SensorDaemon {
                 reportDrops(final: false)
             }
             reporter.tick(now: now)
+            alerts?.tick(now: now)
         }
+        alerts?.flush(waitSeconds: 5)
+        alerts?.stop()
         saveBlocks()
         reportDrops(final: true)
         reporter.finish()
@@ -203,6 +209,7 @@ final class SensorDaemon {
             if var d = detector.process(packet, now: now, wallTime: wall) {
                 responder.respond(to: &d.event, now: wall / nanosPerSecond)
                 reporter.report(d, now: now)
+                if d.event.isActionable { alerts?.note(d.event, now: now) }
             }
         }
         return read
@@ -246,6 +253,19 @@ final class SensorDaemon {
             if !stateSaveFailed { logger.error("Cannot save block state: \(error)") }
             stateSaveFailed = true
         }
+    }
+
+    // MARK: alerts
+
+    private func startAlerts(_ settings: AlertSettings) {
+        guard settings.enabled else {
+            alerts = nil
+            responder.onNotice = nil
+            return
+        }
+        let sender = AlertSender(settings: settings)
+        alerts = sender
+        responder.onNotice = { text in sender.notice(text, now: Clock.monotonic()) }
     }
 
     // MARK: control socket
@@ -452,12 +472,18 @@ final class SensorDaemon {
             logger.error("Reload failed, keeping the running configuration: \(error.description)")
             return
         }
+        let oldAlerts = config.alerts
         config = newConfig
         detector.settings = settings
         detector.ignore = ignore
         reporter.finish()
         reporter = newReporter
         responder.update(newConfig)
+        if newConfig.alerts != oldAlerts {
+            alerts?.flush(waitSeconds: 2)
+            alerts?.stop()
+            startAlerts(newConfig.alerts)
+        }
         installFilters(addresses: filterAddresses)
         logger.notice("Configuration reloaded from \(configPath) (\(ignore.count) ignore entries); per-source state kept")
     }

@@ -71,6 +71,16 @@ enum EventFormatter {
         return "\(base).\(ms)" + String(decoding: buffer[0..<zn].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// `Wed, 25 Nov 2026 04:30:00 +0000`, for mail headers.
+    static func rfc5322Date(_ seconds: Int64) -> String {
+        var clock = time_t(seconds)
+        var t = tm()
+        localtime_r(&clock, &t)
+        var buffer = [CChar](repeating: 0, count: 64)
+        let n = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S %z", &t)
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     private static func pad(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
 
     private static func jsonBool(_ t: TriState) -> String {

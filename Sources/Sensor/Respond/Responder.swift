@@ -21,6 +21,8 @@ final class Responder {
     private var protectedWarned: [IPAddress: Int64] = [:]
     static let protectedWarningInterval: Int64 = 60
     private(set) var counters = Counters()
+    /// Told about what deserves an alert beyond single events (breaker opened, failures).
+    var onNotice: ((String) -> Void)? = nil
 
     struct Counters: Sendable {
         var blocked: UInt64 = 0
@@ -100,10 +102,10 @@ final class Responder {
         }
         let (allowed, transition) = breaker.request(now: now)
         if transition == .opened {
-            logger.error("""
-                attackalert: Circuit breaker open: \(breaker.limit) blocks started within \(config.blockRateWindow)s; \
-                no new blocks until the rate falls (events are still logged)
-                """)
+            let text = "Circuit breaker open: \(breaker.limit) blocks started within \(config.blockRateWindow)s; "
+                + "no new blocks until the rate falls (events are still logged)"
+            logger.error("attackalert: \(text)")
+            onNotice?(text)
         }
         guard allowed else {
             counters.breakerRefused += 1
@@ -200,6 +202,7 @@ final class Responder {
             try? blocks.insert(record)
         } else {
             logger.error("attackalert: Error during target dispose \(ip)/\(ip)!")
+            onNotice?("Could not block \(ip): every configured action failed (see the log)")
         }
         return succeeded
     }

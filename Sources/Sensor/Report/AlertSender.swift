@@ -1,0 +1,229 @@
+import CCurl
+import Foundation
+import Logging
+import PortsentryShared
+
+/// Where alerts go; from ALERT_* in the config.
+struct AlertSettings: Sendable, Equatable {
+    var emailTo: [String] = []
+    var emailFrom: String? = nil
+    var smtpURL = "smtp://localhost:25"
+    var smtpUser: String? = nil
+    var smtpPasswordFile: String? = nil
+    /// Require STARTTLS on smtp:// (smtps:// is always TLS).
+    var smtpRequireTLS = false
+    var caFile: String? = nil
+    var webhookURL: String? = nil
+    /// A digest is sent at most this often...
+    var interval: Int64 = 60
+    /// ...and only after gathering for this long, so one scan is one message.
+    var gather: Int64 = 10
+
+    var enabled: Bool { !emailTo.isEmpty || webhookURL != nil }
+}
+
+/// Aggregates events into digests on the capture thread and delivers them on a thread of
+/// its own (SMTP and HTTP can take seconds; capture must not wait). The queue is bounded:
+/// if delivery is down, the oldest undelivered digest goes and the loss is counted.
+final class AlertSender: @unchecked Sendable {
+    /// Digests waiting for delivery at most.
+    static let maxQueued = 8
+    /// Per-delivery time limit.
+    static let timeoutSeconds = 20
+
+    private let settings: AlertSettings
+    private let host: String
+    private let logger: Logger
+    private var digest = AlertDigest()
+    private var lastSent: Int64? = nil
+    // Shared with the delivery thread, under `condition`.
+    private let condition = NSCondition()
+    private var queue: [AlertDigest] = []
+    private var stopping = false
+    private(set) var dropped = 0
+    private(set) var delivered = 0
+    private(set) var failed = 0
+    private var thread: Thread? = nil
+
+    init(settings: AlertSettings, logger: Logger = Diagnostics.logger) {
+        self.settings = settings
+        self.logger = logger
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, name.count)
+        host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        curl_global_init(ccurl_global_default())
+        let t = Thread { [self] in deliveryLoop() }
+        t.name = "portsentry-alerts"
+        thread = t
+        t.start()
+    }
+
+    // MARK: capture thread
+
+    func note(_ event: ScanEvent, now: Int64) { digest.note(event, now: now) }
+    func notice(_ text: String, now: Int64) { digest.notice(text, now: now) }
+
+    /// Hands the digest to the delivery thread when it is due.
+    func tick(now: Int64) {
+        guard !digest.isEmpty, let opened = digest.opened, now - opened >= settings.gather * nanosPerSecond,
+              lastSent.map({ now - $0 >= settings.interval * nanosPerSecond }) ?? true else { return }
+        lastSent = now
+        enqueue(digest)
+        digest = AlertDigest()
+    }
+
+    /// Sends what is gathered and waits (bounded) for delivery: used at shutdown and in tests.
+    func flush(waitSeconds: Double) {
+        if !digest.isEmpty { enqueue(digest); digest = AlertDigest() }
+        let deadline = Date().addingTimeInterval(waitSeconds)
+        condition.lock()
+        while !queue.isEmpty, condition.wait(until: deadline) {}
+        condition.unlock()
+    }
+
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func enqueue(_ d: AlertDigest) {
+        condition.lock()
+        if queue.count >= Self.maxQueued {
+            queue.removeFirst()
+            dropped += 1
+        }
+        queue.append(d)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    // MARK: delivery thread
+
+    private func deliveryLoop() {
+        while true {
+            condition.lock()
+            while queue.isEmpty, !stopping { condition.wait() }
+            if queue.isEmpty, stopping { condition.unlock(); return }
+            let next = queue[0]
+            condition.unlock()
+            deliver(next)
+            condition.lock()
+            queue.removeFirst()
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    private func deliver(_ d: AlertDigest) {
+        if !settings.emailTo.isEmpty {
+            record(CurlTransfer.sendMail(settings: settings, subject: "portsentry on \(host): \(d.subject)",
+                                         body: d.text(host: host), timeout: Self.timeoutSeconds), "email")
+        }
+        if let url = settings.webhookURL {
+            record(CurlTransfer.postJSON(url: url, body: d.json(host: host), caFile: settings.caFile,
+                                         timeout: Self.timeoutSeconds), "webhook")
+        }
+    }
+
+    private func record(_ error: String?, _ what: String) {
+        condition.lock()
+        if error == nil { delivered += 1 } else { failed += 1 }
+        condition.unlock()
+        if let error { logger.error("Alert by \(what) failed: \(error)") }
+    }
+}
+
+/// One libcurl transfer per call: SMTP (smtp:// with optional STARTTLS, smtps://, AUTH) and
+/// HTTP(S) POST. Returns nil on success or what went wrong.
+enum CurlTransfer {
+    private final class Upload {
+        let bytes: [UInt8]
+        var offset = 0
+        init(_ text: String) { bytes = Array(text.utf8) }
+    }
+
+    private static let read: ccurl_data_cb = { buffer, size, count, context in
+        guard let buffer, let context else { return 0 }
+        let upload = Unmanaged<Upload>.fromOpaque(context).takeUnretainedValue()
+        let n = min(size * count, upload.bytes.count - upload.offset)
+        upload.bytes.withUnsafeBytes { raw in
+            UnsafeMutableRawPointer(buffer).copyMemory(from: raw.baseAddress! + upload.offset, byteCount: n)
+        }
+        upload.offset += n
+        return n
+    }
+
+    private static let discard: ccurl_data_cb = { _, size, count, _ in size * count }
+
+    static func sendMail(settings: AlertSettings, subject: String, body: String, timeout: Int) -> String? {
+        guard let curl = curl_easy_init() else { return "libcurl: cannot create a handle" }
+        defer { curl_easy_cleanup(curl) }
+        let from = settings.emailFrom ?? "portsentry@localhost"
+        let date = EventFormatter.rfc5322Date(Int64(Date().timeIntervalSince1970))
+        let message = "Date: \(date)\r\nFrom: \(from)\r\nTo: \(settings.emailTo.joined(separator: ", "))\r\n"
+            + "Subject: \(subject)\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+            + body.replacingAll("\n", with: "\r\n") + "\r\n"
+        let upload = Upload(message)
+        var recipients: UnsafeMutablePointer<curl_slist>? = nil
+        for r in settings.emailTo { recipients = curl_slist_append(recipients, "<\(r)>") }
+        defer { curl_slist_free_all(recipients) }
+        ccurl_setopt_string(curl, CURLOPT_URL, settings.smtpURL)
+        ccurl_setopt_string(curl, CURLOPT_MAIL_FROM, "<\(from)>")
+        ccurl_setopt_slist(curl, CURLOPT_MAIL_RCPT, recipients)
+        ccurl_setopt_readfunction(curl, read)
+        let context = Unmanaged.passRetained(upload)
+        defer { context.release() }
+        ccurl_setopt_pointer(curl, CURLOPT_READDATA, context.toOpaque())
+        ccurl_setopt_long(curl, CURLOPT_UPLOAD, 1)
+        ccurl_setopt_long(curl, CURLOPT_USE_SSL, Int(settings.smtpRequireTLS ? CURLUSESSL_ALL.rawValue : CURLUSESSL_TRY.rawValue))
+        if let user = settings.smtpUser {
+            ccurl_setopt_string(curl, CURLOPT_USERNAME, user)
+            if let file = settings.smtpPasswordFile {
+                guard let password = try? TextFile.read(file, limit: 4096).trimmingWhitespace() else {
+                    return "cannot read ALERT_SMTP_PASSWORD_FILE \(file)"
+                }
+                ccurl_setopt_string(curl, CURLOPT_PASSWORD, password)
+            }
+        }
+        common(curl, caFile: settings.caFile, timeout: timeout)
+        return perform(curl)
+    }
+
+    static func postJSON(url: String, body: String, caFile: String?, timeout: Int) -> String? {
+        guard let curl = curl_easy_init() else { return "libcurl: cannot create a handle" }
+        defer { curl_easy_cleanup(curl) }
+        var headers = curl_slist_append(nil, "Content-Type: application/json")
+        headers = curl_slist_append(headers, "User-Agent: portsentry/\(sensorVersion)")
+        defer { curl_slist_free_all(headers) }
+        ccurl_setopt_string(curl, CURLOPT_URL, url)
+        ccurl_setopt_slist(curl, CURLOPT_HTTPHEADER, headers)
+        let bytes = Array(body.utf8)
+        ccurl_setopt_long(curl, CURLOPT_POSTFIELDSIZE, bytes.count)
+        bytes.withUnsafeBufferPointer { p in
+            _ = ccurl_setopt_pointer(curl, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: p.baseAddress))
+        }
+        ccurl_setopt_long(curl, CURLOPT_FAILONERROR, 1)
+        ccurl_setopt_writefunction(curl, discard)
+        common(curl, caFile: caFile, timeout: timeout)
+        return perform(curl)
+    }
+
+    private static func common(_ curl: UnsafeMutableRawPointer, caFile: String?, timeout: Int) {
+        ccurl_setopt_long(curl, CURLOPT_TIMEOUT, timeout)
+        ccurl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT, 10)
+        ccurl_setopt_long(curl, CURLOPT_NOSIGNAL, 1)
+        // Only the URL's own scheme: no redirect into another protocol.
+        ccurl_setopt_long(curl, CURLOPT_FOLLOWLOCATION, 0)
+        if let caFile { ccurl_setopt_string(curl, CURLOPT_CAINFO, caFile) }
+    }
+
+    private static func perform(_ curl: UnsafeMutableRawPointer) -> String? {
+        let rc = curl_easy_perform(curl)
+        guard rc != CURLE_OK else { return nil }
+        var status = 0
+        ccurl_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)
+        return String(cString: curl_easy_strerror(rc)) + (status > 0 ? " (server answered \(status))" : "")
+    }
+}
