@@ -178,6 +178,22 @@ extension EndToEnd {
             }
         }
 
+        @Test func dryRunDecidesAndLogsButChangesNothing() throws {
+            try withLab(59) { lab in
+                let sensor = try lab.startSensor(config: Self.config(lab, "KILL_RUN_CMD=\"touch \(lab.file("ran"))\""),
+                                                 arguments: ["--dry-run"])
+                try lab.exec(lab.attackerNS, ["nmap", "-sS", "-Pn", "-n", "--max-retries", "0", "-p", "79", lab.sensorV4])
+                try lab.waitFor("the dry-run block", within: 10) {
+                    lab.read("sensor.out").contains("attackalert: [dry run] Host \(lab.attackerV4) has been blocked via dry-run for 1h")
+                }
+                #expect(lab.read("sensor.out").contains("attackalert: [dry run] External command run for host: \(lab.attackerV4)"))
+                #expect(!FileManager.default.fileExists(atPath: lab.file("ran")), "no command ran")
+                #expect(!(try lab.exec(lab.sensorNS, ["nft", "list", "tables"])).contains("portsentry"), "no firewall change")
+                #expect(try lab.stop(sensor) == 0)
+                #expect(!FileManager.default.fileExists(atPath: lab.file("state/blocks.json")), "no state written")
+            }
+        }
+
         @Test func failuresAreClearAndLoseNothing() throws {
             try withLab(54) { lab in
                 // A KILL_ROUTE that fails: logged as a failure, nothing recorded as blocked.

@@ -82,6 +82,8 @@ struct Run: ParsableCommand {
     @Flag(name: [.customShort("S"), .customLong("disable-service-check")],
           help: "Watch ports even when a local service listens on them.")
     var disableServiceCheck = false
+    @Flag(name: .customLong("dry-run"), help: "Decide and log every block, change nothing (same as DRY_RUN=\"1\").")
+    var dryRun = false
     @Flag(name: [.customShort("D"), .customLong("daemon")], help: "Detach and log to syslog (systemd users: leave off).")
     var daemonize = false
     @Flag(name: [.customShort("d"), .customLong("debug")], help: "Debug output.") var debug = false
@@ -140,7 +142,8 @@ struct Run: ParsableCommand {
         let logger = Diagnostics.logger
         guard geteuid() == 0 else { throw Failure("You need to be root to run this.") }
 
-        let (source, cfg, ignore) = try config.load()
+        var (source, cfg, ignore) = try config.load()
+        if dryRun { cfg.dryRun = true }
         let options = runOptions()
         let path: String
         switch source {
