@@ -137,6 +137,14 @@ import Testing
         #expect(try parse("BLOCK_DURATION=\"permanent\"").blockPolicy.seconds(forOffense: 3) == nil)
     }
 
+    /// The documented example in deploy/ must stay a valid config.
+    @Test func shippedExampleConfigIsValid() throws {
+        let path = String(#filePath.dropLast("Tests/SensorTests/ConfigTests.swift".count)) + "deploy/portsentry.conf"
+        let c = try ConfigParser.parse(file: path)
+        #expect(c.tcpPorts.count == 28 && c.blockTCP == .logOnly && c.firewall == .auto)
+        #expect(c.blockPolicy.seconds(forOffense: 1) == 3600 && c.blockRateLimit == 30)
+    }
+
     @Test func repeatedKeyLastWins() throws {
         #expect(try parse("SCAN_TRIGGER=\"1\"\nSCAN_TRIGGER=\"4\"").scanTrigger == 4)
     }
