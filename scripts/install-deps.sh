@@ -26,12 +26,18 @@ TEST_PACKAGES=(
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
+# A real SMTPS server with authentication for the alert tests (Debian 12 has no package of it).
+python_packages() {
+  python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install -q --root-user-action=ignore aiosmtpd
+}
+
 missing=()
 for p in "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "install-deps: all packages present"
+  python_packages
   exit 0
 fi
 echo "install-deps: installing ${missing[*]}"
@@ -46,3 +52,4 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 $SUDO rm -f /usr/sbin/policy-rc.d.portsentry
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+python_packages

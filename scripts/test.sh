@@ -29,7 +29,7 @@ status=0
 swift test --skip-build -Xswiftc -warnings-as-errors || status=$?
 
 # A test that died could not clean up; say so loudly and clean up here.
-leftover=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^pste-' || true)
+leftover=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^pste-" || true)
 if [ -n "$leftover" ]; then
   echo "scripts/test.sh: namespaces left behind: $leftover (removing)" >&2
   for ns in $leftover; do ip netns del "$ns" || true; done

@@ -204,6 +204,15 @@ extension EndToEnd {
                 #expect(lab.read("sensor.out").contains("noblock: [false] blocked: [false]"))
                 #expect(try lab.stop(sensor) == 0)
 
+                // Blocking asked for, but the firewall cannot be used (no CAP_NET_ADMIN): the
+                // sensor refuses to start and says why, rather than pretend to protect.
+                try lab.write("portsentry.conf", Self.config(lab))
+                let noAdmin = try lab.spawn(lab.sensorNS, ["setpriv", "--bounding-set", "-net_admin", "--inh-caps", "-net_admin",
+                                                           Lab.sensorBinary, "-c", lab.file("portsentry.conf")], log: "noadmin.out")
+                try lab.waitFor("the sensor to refuse", within: 10) { !noAdmin.isRunning }
+                #expect(noAdmin.exitStatus != 0)
+                #expect(lab.read("noadmin.out").contains("the nftables firewall cannot be used: nftables:"))
+
                 // A damaged state file: the sensor refuses to start (and overwrite it), and says why.
                 // (Nothing was blocked, so the sensor never created its state directory.)
                 #expect(!FileManager.default.fileExists(atPath: lab.file("state/blocks.json")))

@@ -97,22 +97,22 @@ extension EndToEnd {
 
                 // A new interface: a second link between the two namespaces.
                 for command in [
-                    ["ip", "link", "add", "pv46t", "type", "veth", "peer", "name", "pv46b"],
-                    ["ip", "link", "set", "pv46t", "netns", lab.sensorNS], ["ip", "link", "set", "pv46b", "netns", lab.attackerNS],
-                    ["ip", "-n", lab.sensorNS, "addr", "add", "10.232.46.1/24", "dev", "pv46t"],
-                    ["ip", "-n", lab.attackerNS, "addr", "add", "10.232.46.2/24", "dev", "pv46b"],
-                    ["ip", "-n", lab.sensorNS, "link", "set", "pv46t", "up"], ["ip", "-n", lab.attackerNS, "link", "set", "pv46b", "up"],
+                    ["ip", "link", "add", "\(Lab.linkTag)46t", "type", "veth", "peer", "name", "\(Lab.linkTag)46b"],
+                    ["ip", "link", "set", "\(Lab.linkTag)46t", "netns", lab.sensorNS], ["ip", "link", "set", "\(Lab.linkTag)46b", "netns", lab.attackerNS],
+                    ["ip", "-n", lab.sensorNS, "addr", "add", "10.232.46.1/24", "dev", "\(Lab.linkTag)46t"],
+                    ["ip", "-n", lab.attackerNS, "addr", "add", "10.232.46.2/24", "dev", "\(Lab.linkTag)46b"],
+                    ["ip", "-n", lab.sensorNS, "link", "set", "\(Lab.linkTag)46t", "up"], ["ip", "-n", lab.attackerNS, "link", "set", "\(Lab.linkTag)46b", "up"],
                 ] { try Lab.run(command) }
-                try lab.waitFor("capture on the new interface", within: 10) { lab.read("sensor.out").contains("Ready Device: pv46t") }
+                try lab.waitFor("capture on the new interface", within: 10) { lab.read("sensor.out").contains("Ready Device: \(Lab.linkTag)46t") }
                 try lab.exec(lab.attackerNS, ["nmap", "-sS", "-Pn", "-n", "--max-retries", "0", "-p", "1", "10.232.46.1"])
                 try lab.waitFor("an event through the new interface", within: 10) {
                     ScanLine.parse(lab.read("sensor.out")).contains { $0.port == 1 && $0.source == "10.232.46.2" }
                 }
 
                 // The interface goes away: capture on it stops, the sensor keeps running.
-                try Lab.run(["ip", "-n", lab.sensorNS, "link", "del", "pv46t"])
+                try Lab.run(["ip", "-n", lab.sensorNS, "link", "del", "\(Lab.linkTag)46t"])
                 try lab.waitFor("the sensor to drop the interface", within: 10) {
-                    lab.read("sensor.out").contains("Interface pv46t is gone")
+                    lab.read("sensor.out").contains("Interface \(Lab.linkTag)46t is gone")
                 }
                 #expect(try lab.stop(sensor) == 0)
             }

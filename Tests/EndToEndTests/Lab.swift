@@ -20,11 +20,15 @@ final class Lab: @unchecked Sendable {
 
     /// Namespace names all start with this, so a crashed run's leftovers can be found.
     static let prefix = "pste-"
+    /// Interface names are limited to 15 characters: a short per-process tag.
+    static let linkTag = "v\(getpid() % 10000)x"
 
     init(id: Int) throws {
         self.id = id
-        sensorNS = "\(Self.prefix)\(id)-s"
-        attackerNS = "\(Self.prefix)\(id)-a"
+        // The test process's pid is in every name, so concurrent runs never collide and a
+        // sweep only removes what a dead run left behind.
+        sensorNS = "\(Self.prefix)\(getpid())-\(id)-s"
+        attackerNS = "\(Self.prefix)\(getpid())-\(id)-a"
         sensorV4 = "10.231.\(id).1"
         attackerV4 = "10.231.\(id).2"
         sensorV6 = "fd00:231:\(id)::1"
@@ -35,7 +39,7 @@ final class Lab: @unchecked Sendable {
         guard geteuid() == 0 else {
             throw Failure(description: "end-to-end tests need root (network namespaces); run scripts/test.sh as root")
         }
-        let vs = "pv\(id)s", va = "pv\(id)a"
+        let vs = "\(Self.linkTag)\(id)s", va = "\(Self.linkTag)\(id)a"
         sensorInterface = vs
         cleanUpNetwork()
         let setup: [[String]] = [
@@ -76,12 +80,12 @@ final class Lab: @unchecked Sendable {
         Self.deleteNamespace(sensorNS)
         Self.deleteNamespace(attackerNS)
         Self.deleteNamespace(bystanderNS)
-        for link in [sensorInterface, "pv\(id)c"] { _ = try? Self.run(["ip", "link", "del", link], allowFailure: true) }
+        for link in [sensorInterface, "\(Self.linkTag)\(id)c"] { _ = try? Self.run(["ip", "link", "del", link], allowFailure: true) }
     }
 
     // MARK: optional extras
 
-    var bystanderNS: String { "\(Self.prefix)\(id)-b" }
+    var bystanderNS: String { "\(Self.prefix)\(getpid())-\(id)-b" }
     var sensorBystanderSide: String { "10.232.\(id).1" }
     var bystanderV4: String { "10.232.\(id).2" }
     /// An address on the attacker's side that the sensor uses as its default gateway.
@@ -91,18 +95,20 @@ final class Lab: @unchecked Sendable {
     func addBystander() throws {
         for command in [
             ["ip", "netns", "add", bystanderNS],
-            ["ip", "link", "add", "pv\(id)c", "type", "veth", "peer", "name", "pv\(id)d"],
-            ["ip", "link", "set", "pv\(id)c", "netns", sensorNS], ["ip", "link", "set", "pv\(id)d", "netns", bystanderNS],
-            ["ip", "-n", sensorNS, "addr", "add", "\(sensorBystanderSide)/24", "dev", "pv\(id)c"],
-            ["ip", "-n", bystanderNS, "addr", "add", "\(bystanderV4)/24", "dev", "pv\(id)d"],
-            ["ip", "-n", sensorNS, "link", "set", "pv\(id)c", "up"], ["ip", "-n", bystanderNS, "link", "set", "pv\(id)d", "up"],
+            ["ip", "link", "add", "\(Self.linkTag)\(id)c", "type", "veth", "peer", "name", "\(Self.linkTag)\(id)d"],
+            ["ip", "link", "set", "\(Self.linkTag)\(id)c", "netns", sensorNS],
+            ["ip", "link", "set", "\(Self.linkTag)\(id)d", "netns", bystanderNS],
+            ["ip", "-n", sensorNS, "addr", "add", "\(sensorBystanderSide)/24", "dev", "\(Self.linkTag)\(id)c"],
+            ["ip", "-n", bystanderNS, "addr", "add", "\(bystanderV4)/24", "dev", "\(Self.linkTag)\(id)d"],
+            ["ip", "-n", sensorNS, "link", "set", "\(Self.linkTag)\(id)c", "up"],
+            ["ip", "-n", bystanderNS, "link", "set", "\(Self.linkTag)\(id)d", "up"],
             ["ip", "-n", bystanderNS, "link", "set", "lo", "up"],
         ] { try Self.run(command) }
     }
 
     /// Gives the sensor a default route through an address the attacker owns.
     func addGateway() throws {
-        try Self.run(["ip", "-n", attackerNS, "addr", "add", "\(gatewayV4)/24", "dev", "pv\(id)a"])
+        try Self.run(["ip", "-n", attackerNS, "addr", "add", "\(gatewayV4)/24", "dev", "\(Self.linkTag)\(id)a"])
         try Self.run(["ip", "-n", sensorNS, "route", "add", "default", "via", gatewayV4])
     }
 
@@ -129,12 +135,14 @@ final class Lab: @unchecked Sendable {
         _ = try? run(["ip", "netns", "del", name], allowFailure: true)
     }
 
-    /// Deletes namespaces left by an earlier run that was killed before it could clean up.
+    /// Deletes namespaces left by an earlier run that was killed before it could clean up:
+    /// those whose test process (the pid in the name) no longer exists.
     static func removeStaleNamespaces() {
         let list = (try? run(["ip", "netns", "list"])) ?? ""
         for line in list.split(separator: "\n") {
             let name = String(line.split(separator: " ").first ?? "")
-            if name.hasPrefix(prefix) { deleteNamespace(name) }
+            guard name.hasPrefix(prefix), let owner = Int32(name.dropFirst(prefix.count).prefix { $0.isNumber }) else { continue }
+            if kill(owner, 0) != 0, errno == ESRCH { deleteNamespace(name) }
         }
     }
 
