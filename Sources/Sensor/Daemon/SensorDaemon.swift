@@ -356,6 +356,7 @@ final class SensorDaemon {
                          "closed_port_scans": c.closedPortScans, "negative_replies": c.negativeReplies,
                          "backscatter": c.backscatter, "service_running": c.serviceRunning,
                          "table_used": detector.tableOccupied, "table_capacity": detector.tableCapacity,
+                         "table_bytes": detector.tableMemoryBytes,
                          "table_evictions": detector.tableEvictions],
             "blocking": ["firewall": responder.firewall?.name ?? "none", "dry_run": config.dryRun,
                          "blocks": responder.blocks.count, "blocked": r.blocked, "already_blocked": r.alreadyBlocked,

@@ -80,16 +80,6 @@ final class SourceTable {
         return (h.finalize() & bucketMask) &* Self.slotsPerBucket
     }
 
-    /// The slot of `address`, or nil when it is not tracked.
-    func find(_ address: IPAddress, now: Int64) -> Int? {
-        let first = bucket(address)
-        for slot in first..<(first + Self.slotsPerBucket) {
-            let e = entries[slot]
-            if e.inUse, e.address == address, now &- e.lastSeen <= lifetime { return slot }
-        }
-        return nil
-    }
-
     /// The slot of `address`, inserting it (and evicting if the bucket is full).
     @inline(__always)
     func slot(for address: IPAddress, now: Int64) -> Int {

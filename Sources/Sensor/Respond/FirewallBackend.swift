@@ -18,8 +18,6 @@ protocol FirewallBackend: AnyObject {
     func replaceAll(_ blocks: [(IPPrefix, seconds: Int64?)]) throws(FirewallError)
     /// Removes every block and the backend's own rules (only on an explicit flush).
     func removeAll() throws(FirewallError)
-    /// What a person would read: the backend's own listing.
-    func listing() throws(FirewallError) -> String
 }
 
 struct FirewallError: Error, CustomStringConvertible {
@@ -35,5 +33,4 @@ final class DryRunFirewall: FirewallBackend {
     func apply(_ changes: [FirewallChange]) { applied.append(contentsOf: changes) }
     func replaceAll(_ blocks: [(IPPrefix, seconds: Int64?)]) { applied = blocks.map { .add($0.0, seconds: $0.seconds) } }
     func removeAll() { applied.removeAll() }
-    func listing() -> String { "dry run: nothing is enforced" }
 }

@@ -77,15 +77,6 @@ final class IptablesFirewall: FirewallBackend {
         for s in Self.sets { _ = CommandRunner.run(["/usr/sbin/ipset", "destroy", s.name], timeoutSeconds: Self.timeoutSeconds) }
     }
 
-    func listing() throws(FirewallError) -> String {
-        var out = ""
-        for s in Self.sets {
-            let r = CommandRunner.run(["/usr/sbin/ipset", "list", s.name], timeoutSeconds: Self.timeoutSeconds)
-            out += r.succeeded ? "set \(s.name)\n" : "set \(s.name): missing\n"
-        }
-        return out
-    }
-
     static func set(for p: IPPrefix) -> String {
         let family = p.network.isIPv4 ? "4" : "6"
         return p.isHost ? "portsentry\(family)" : "portsentry\(family)_nets"

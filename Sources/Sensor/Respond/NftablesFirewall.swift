@@ -62,10 +62,6 @@ final class NftablesFirewall: FirewallBackend {
         prepared = false
     }
 
-    func listing() throws(FirewallError) -> String {
-        try run("list table \(Self.table)")
-    }
-
     /// Removals first (an extension is a removal and an add of the same element in one
     /// transaction: re-adding an existing element would keep its old timeout).
     static func script(for changes: [FirewallChange]) -> String {
