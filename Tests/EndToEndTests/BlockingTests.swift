@@ -20,12 +20,11 @@ extension EndToEnd {
                 try lab.addBystander()
                 _ = try lab.spawn(lab.sensorNS, ["python3", "-m", "http.server", "8080", "--bind", "::"], log: "http.out")
                 try lab.waitFor("the web server", within: 10) { lab.canConnect(from: lab.attackerNS, to: lab.sensorV4, port: 8080) }
-                let sensor = try lab.startSensor(config: Self.config(lab), allInterfaces: true)
+                let sensor = try lab.startSensor(config: Self.config(lab, "UDP_PORTS=\"9\"\nBLOCK_UDP=\"1\""), allInterfaces: true)
 
                 try lab.exec(lab.attackerNS, ["nmap", "-sS", "-Pn", "-n", "--max-retries", "0", "-p", "79", lab.sensorV4])
                 try lab.waitFor("the attacker in the kernel set", within: 5) { lab.nftSet("blocked4").contains(lab.attackerV4) }
                 #expect(!lab.canConnect(from: lab.attackerNS, to: lab.sensorV4, port: 8080), "the scanner is cut off")
-                #expect(!lab.canConnect(from: lab.attackerNS, to: lab.sensorV6, port: 8080) || true)
                 #expect(lab.canConnect(from: lab.bystanderNS, to: lab.sensorBystanderSide, port: 8080), "others still connect")
 
                 let out = lab.read("sensor.out")
@@ -33,6 +32,12 @@ extension EndToEnd {
                 #expect(out.contains("port: [79] type: [TCP SYN/Normal scan] IP opts: [not set] ignored: [false] triggered: [true] noblock: [false] blocked: [true]"))
                 let list = try lab.cli(["blocks", "list", "--json"])
                 #expect(list.contains("\"target\" : \"\(lab.attackerV4)\""))
+                // IPv6 scanners land in the IPv6 set, UDP probes block too (BLOCK_UDP="1").
+                try lab.exec(lab.attackerNS, ["nmap", "-6", "-sS", "-Pn", "-n", "--max-retries", "0", "-p", "1", lab.sensorV6])
+                try lab.waitFor("the IPv6 scanner in blocked6", within: 5) { lab.nftSet("blocked6").contains(lab.attackerV6) }
+                #expect(!lab.canConnect(from: lab.attackerNS, to: lab.sensorV6, port: 8080))
+                try lab.exec(lab.bystanderNS, ["nmap", "-sU", "-Pn", "-n", "--max-retries", "0", "-p", "9", lab.sensorBystanderSide])
+                try lab.waitFor("the UDP prober blocked", within: 5) { lab.nftSet("blocked4").contains(lab.bystanderV4) }
                 #expect(try lab.stop(sensor) == 0)
                 // Fail-static: stopping the sensor leaves the block in force.
                 #expect(lab.nftSet("blocked4").contains(lab.attackerV4))
