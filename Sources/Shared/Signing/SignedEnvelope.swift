@@ -11,6 +11,14 @@ public struct SignedEnvelope: Equatable, Sendable {
     public var bodyDigest: [UInt8]
     public var signature: [UInt8]
 
+    public init(sensorID: String, sequence: UInt64, timestampMillis: Int64, bodyDigest: [UInt8], signature: [UInt8]) {
+        self.sensorID = sensorID
+        self.sequence = sequence
+        self.timestampMillis = timestampMillis
+        self.bodyDigest = bodyDigest
+        self.signature = signature
+    }
+
     public enum Rejection: Error, Equatable, CustomStringConvertible {
         case digestMismatch
         case badSignature

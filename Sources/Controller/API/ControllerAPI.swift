@@ -1,0 +1,106 @@
+import Foundation
+import Hummingbird
+import Logging
+import PortsentryShared
+
+/// The HTTP surface: health, metrics, enrollment and signed event ingest.
+struct ControllerAPI: Sendable {
+    let store: any ControllerStore
+    let metrics: IngestMetrics
+    let signingKey: Ed25519.PublicKey
+    let logger: Logger
+    /// Wall clock in milliseconds (injected so tests can move time).
+    let clock: @Sendable () -> Int64
+
+    /// Enrollment requests are tiny.
+    static let maxEnrollBytes = 4096
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/health") { _, _ in Self.json(["status": "ok"]) }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(string: metrics.prometheusText)))
+        }
+        router.post(RouterPath(stringLiteral: ReportProtocol.enrollPath)) { request, _ in
+            try await enroll(request)
+        }
+        router.post(RouterPath(stringLiteral: ReportProtocol.eventsPath)) { request, _ in
+            try await ingest(request)
+        }
+        return router
+    }
+
+    func enroll(_ request: Request) async throws -> Response {
+        guard let bytes = try? await request.body.collect(upTo: Self.maxEnrollBytes),
+              let object = try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView)) as? [String: Any],
+              let token = object["token"] as? String, let keyHex = object["public_key"] as? String,
+              let keyBytes = Hex.decode(keyHex), (try? Ed25519.PublicKey(raw: keyBytes)) != nil else {
+            return Self.json(["error": "expected {\"token\", \"public_key\"}"], status: .badRequest)
+        }
+        let version = (object["version"] as? String).map { String($0.prefix(64)) } ?? ""
+        let hash = Data(SHA256.digest(Array(token.utf8)))
+        guard let sensor = try await store.enroll(tokenHash: hash, publicKey: Data(keyBytes), now: clock() / 1000, version: version) else {
+            logger.warning("Enrollment refused: unknown, used or expired token")
+            metrics.add("enroll_refused")
+            return Self.json(["error": "unknown, used or expired enrollment token"], status: .unauthorized)
+        }
+        logger.notice("Sensor \(sensor.name) enrolled")
+        return Self.json(["sensor": sensor.name, "signing_key": Hex.encode(signingKey.raw)])
+    }
+
+    func ingest(_ request: Request) async throws -> Response {
+        let body: ByteBuffer
+        do { body = try await request.body.collect(upTo: ReportProtocol.maxBodyBytes) } catch {
+            return refuse(.init(status: 413, reason: "body larger than \(ReportProtocol.maxBodyBytes) bytes", counter: "oversized"))
+        }
+        func header(_ name: String) -> String? {
+            let lower = name.lowercased()
+            return request.headers.first { $0.name.canonicalName == lower }?.value
+        }
+        let sensor = try await header(ReportProtocol.sensorHeader).asyncMap { try await store.sensor($0) } ?? nil
+        let now = clock()
+        switch BatchVerifier.check(headers: header, body: Array(body.readableBytesView), sensor: sensor, nowMillis: now) {
+        case .reject(let status, let reason, let counter):
+            return refuse(.init(status: status, reason: reason, counter: counter))
+        case .duplicate:
+            metrics.add("duplicate")
+            return Self.json(["stored": 0, "duplicate": true])
+        case .accept(let sequence, let events):
+            guard try await store.accept(sensor: sensor!.name, sequence: sequence, events: events, now: now / 1000) else {
+                metrics.add("duplicate")
+                return Self.json(["stored": 0, "duplicate": true])
+            }
+            metrics.add("accepted")
+            metrics.add("events", events.count)
+            return Self.json(["stored": events.count])
+        }
+    }
+
+    struct Refusal {
+        var status: Int
+        var reason: String
+        var counter: String
+    }
+
+    private func refuse(_ r: Refusal) -> Response {
+        metrics.add("refused_" + r.counter)
+        logger.warning("Batch refused (\(r.status)): \(r.reason)")
+        return Self.json(["error": r.reason], status: HTTPResponse.Status(code: r.status))
+    }
+
+    static func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        switch self {
+        case .some(let w): return try await transform(w)
+        case .none: return nil
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import PortsentryShared
+
+/// Decides whether a reported batch is accepted, before anything is stored. Every refusal
+/// has a status, a reason for the log and a counter name.
+struct BatchVerifier {
+    enum Outcome: Equatable {
+        case accept(sequence: Int64, events: [EventRecord])
+        /// The last accepted batch again (a retry after a lost answer): success, nothing stored.
+        case duplicate
+        case reject(status: Int, reason: String, counter: String)
+    }
+
+    /// `headers` are looked up case-insensitively by the caller; `sensor` is the stored
+    /// record for the claimed sensor id, if any.
+    static func check(headers: (String) -> String?, body: [UInt8], sensor: SensorRecord?, nowMillis: Int64) -> Outcome {
+        guard body.count <= ReportProtocol.maxBodyBytes else {
+            return .reject(status: 413, reason: "body larger than \(ReportProtocol.maxBodyBytes) bytes", counter: "oversized")
+        }
+        guard let name = headers(ReportProtocol.sensorHeader), let sequenceText = headers(ReportProtocol.sequenceHeader),
+              let sequence = UInt64(sequenceText), sequence > 0, sequence <= UInt64(Int64.max),
+              let timestamp = headers(ReportProtocol.timestampHeader).flatMap({ Int64($0) }),
+              let digest = headers(ReportProtocol.digestHeader).flatMap(Hex.decode),
+              let signature = headers(ReportProtocol.signatureHeader).flatMap(Hex.decode) else {
+            return .reject(status: 400, reason: "missing or malformed envelope headers", counter: "malformed")
+        }
+        guard let sensor else { return .reject(status: 401, reason: "unknown sensor \(name)", counter: "unknown_sensor") }
+        guard !sensor.revoked else { return .reject(status: 403, reason: "sensor \(name) is revoked", counter: "revoked") }
+        let envelope = SignedEnvelope(sensorID: name, sequence: sequence, timestampMillis: timestamp, bodyDigest: digest,
+                                      signature: signature)
+        guard let key = try? Ed25519.PublicKey(raw: [UInt8](sensor.publicKey)) else {
+            return .reject(status: 500, reason: "stored key for \(name) is unusable", counter: "internal")
+        }
+        do { try envelope.verify(body: body, key: key) } catch {
+            return .reject(status: 401, reason: "sensor \(name): \(error.description)", counter: "bad_signature")
+        }
+        guard abs(timestamp - nowMillis) <= ReportProtocol.timestampWindowMillis else {
+            return .reject(status: 401, reason: "sensor \(name): timestamp outside the \(ReportProtocol.timestampWindowMillis / 1000) s window",
+                           counter: "stale")
+        }
+        let seq = Int64(sequence)
+        if seq == sensor.lastSequence { return .duplicate }
+        guard seq > sensor.lastSequence else {
+            return .reject(status: 409, reason: "sensor \(name): sequence \(seq) already used (last \(sensor.lastSequence))",
+                           counter: "replayed")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+              let items = object["events"] as? [[String: Any]] else {
+            return .reject(status: 400, reason: "sensor \(name): body is not {\"events\":[...]}", counter: "malformed")
+        }
+        guard items.count <= ReportProtocol.maxEventsPerBatch else {
+            return .reject(status: 413, reason: "more than \(ReportProtocol.maxEventsPerBatch) events", counter: "oversized")
+        }
+        var events: [EventRecord] = []
+        for (index, item) in items.enumerated() {
+            guard let time = item["time_ns"] as? Int64 ?? (item["time_ns"] as? Int).map(Int64.init),
+                  let source = (item["source"] as? String).flatMap(IPAddress.init),
+                  let destination = (item["destination"] as? String).flatMap(IPAddress.init),
+                  let proto = item["protocol"] as? String, proto == "TCP" || proto == "UDP",
+                  let port = item["port"] as? Int, (0...65535).contains(port),
+                  let type = item["type"] as? String, type.count <= 32,
+                  let evidence = item["evidence"] as? String, evidence.count <= 32 else {
+                return .reject(status: 400, reason: "sensor \(name): event \(index) is malformed", counter: "malformed")
+            }
+            events.append(EventRecord(id: "\(name):\(seq):\(index)", sensor: name, timeNs: time, source: source.description,
+                                      destination: destination.description, proto: proto, port: port, type: type,
+                                      evidence: evidence, blocked: item["blocked"] as? Bool, receivedAt: nowMillis))
+        }
+        return .accept(sequence: seq, events: events)
+    }
+}

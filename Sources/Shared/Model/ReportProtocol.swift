@@ -1,0 +1,24 @@
+/// The sensor → controller reporting contract: where a signed batch goes and how its
+/// envelope travels (HTTP headers; the body is the canonical JSON the digest covers).
+public enum ReportProtocol {
+    public static let eventsPath = "/v1/events"
+    public static let enrollPath = "/v1/enroll"
+
+    public static let sensorHeader = "X-Portsentry-Sensor"
+    public static let sequenceHeader = "X-Portsentry-Sequence"
+    public static let timestampHeader = "X-Portsentry-Timestamp"
+    public static let digestHeader = "X-Portsentry-Digest"
+    public static let signatureHeader = "X-Portsentry-Signature"
+
+    /// Largest batch body either side accepts.
+    public static let maxBodyBytes = 1 << 20
+    /// Events in one batch at most.
+    public static let maxEventsPerBatch = 5000
+    /// A batch whose timestamp is further than this from the controller's clock is refused.
+    public static let timestampWindowMillis: Int64 = 300_000
+
+    /// The body of a batch: `{"events":[...]}` in canonical JSON.
+    public static func body(events: [ScanEvent]) -> [UInt8] {
+        CanonicalJSON.object(["events": .array(events.map(\.canonical))]).bytes
+    }
+}

@@ -1,0 +1,142 @@
+@testable import Controller
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import PortsentryShared
+import Testing
+
+/// The controller's API in-process, with a real SQLite store: enrollment, and every way a
+/// batch can be refused (each counted, nothing stored).
+@Suite struct IngestTests {
+    static let now: Int64 = 1_764_000_000_000
+
+    final class Fixture: @unchecked Sendable {
+        let directory: URL
+        let store: SQLiteStore
+        let metrics = IngestMetrics()
+        let signing = try! Ed25519.PrivateKey.generate()
+        let api: ControllerAPI
+
+        init() throws {
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("pst-ctl-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            store = try SQLiteStore(path: directory.appendingPathComponent("c.db").path)
+            api = ControllerAPI(store: store, metrics: metrics, signingKey: try signing.publicKey,
+                                logger: .init(label: "test"), clock: { IngestTests.now })
+        }
+
+        deinit { try? FileManager.default.removeItem(at: directory) }
+
+        /// Enrolls `name` through the API; returns its key.
+        func enroll(_ client: some TestClientProtocol, _ name: String) async throws -> Ed25519.PrivateKey {
+            let token = "token-\(name)"
+            try await store.addEnrollment(tokenHash: Data(SHA256.digest(Array(token.utf8))), sensor: name, expires: now / 1000 + 60)
+            let key = try Ed25519.PrivateKey.generate()
+            let body = #"{"token":"\#(token)","public_key":"\#(Hex.encode(try key.publicKey.raw))","version":"test"}"#
+            let expectedKey = Hex.encode(try signing.publicKey.raw)
+            try await client.execute(uri: ReportProtocol.enrollPath, method: .post, body: ByteBuffer(string: body)) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains(expectedKey))
+            }
+            return key
+        }
+    }
+
+    static func event(_ port: UInt16) -> ScanEvent {
+        var e = ScanEvent(time: now * 1_000_000, source: IPAddress("198.51.100.7")!, destination: IPAddress("192.0.2.10")!,
+                          proto: .tcp, port: port, kind: .tcpSYN, ipOptions: .notSet)
+        e.ignored = .no
+        e.triggered = .yes
+        return e
+    }
+
+    static func headers(_ env: SignedEnvelope) -> HTTPFields {
+        var h = HTTPFields()
+        h[HTTPField.Name(ReportProtocol.sensorHeader)!] = env.sensorID
+        h[HTTPField.Name(ReportProtocol.sequenceHeader)!] = "\(env.sequence)"
+        h[HTTPField.Name(ReportProtocol.timestampHeader)!] = "\(env.timestampMillis)"
+        h[HTTPField.Name(ReportProtocol.digestHeader)!] = Hex.encode(env.bodyDigest)
+        h[HTTPField.Name(ReportProtocol.signatureHeader)!] = Hex.encode(env.signature)
+        return h
+    }
+
+    func post(_ client: some TestClientProtocol, _ env: SignedEnvelope, _ body: [UInt8]) async throws -> (Int, String) {
+        try await client.execute(uri: ReportProtocol.eventsPath, method: .post, headers: Self.headers(env),
+                                 body: ByteBuffer(bytes: body)) { response in
+            (Int(response.status.code), String(buffer: response.body))
+        }
+    }
+
+    @Test func enrollmentTokensAreOneTime() async throws {
+        let f = try Fixture()
+        try await Application(router: f.api.router()).test(.router) { client in
+            _ = try await f.enroll(client, "web-1")
+            let again = #"{"token":"token-web-1","public_key":"\#(String(repeating: "ab", count: 32))"}"#
+            try await client.execute(uri: ReportProtocol.enrollPath, method: .post, body: ByteBuffer(string: again)) { response in
+                #expect(response.status == .unauthorized)
+            }
+        }
+        #expect(try await f.store.sensor("web-1")?.version == "test")
+    }
+
+    @Test func signedBatchesAreStoredOnceAndEveryForgeryIsRefused() async throws {
+        let f = try Fixture()
+        try await Application(router: f.api.router()).test(.router) { client in
+            let key = try await f.enroll(client, "web-1")
+            let other = try await f.enroll(client, "web-2")
+            let body = ReportProtocol.body(events: [Self.event(79), Self.event(111)])
+            let good = try SignedEnvelope.sign(body: body, sensorID: "web-1", sequence: 1, timestampMillis: Self.now, key: key)
+
+            #expect(try await post(client, good, body).0 == 200)
+            #expect(try await f.store.eventCount() == 2)
+            // The same batch again (a retry after a lost answer): success, nothing new.
+            let retry = try await post(client, good, body)
+            #expect(retry.0 == 200 && retry.1.contains("duplicate"))
+
+            // A second batch moves the sequence on; replaying batch 1 (signed, but old) is refused.
+            let second = ReportProtocol.body(events: [Self.event(9)])
+            #expect(try await post(client, try SignedEnvelope.sign(body: second, sensorID: "web-1", sequence: 2,
+                                                                   timestampMillis: Self.now, key: key), second).0 == 200)
+            let next = ReportProtocol.body(events: [Self.event(7)])
+            func signed(_ payload: [UInt8], sensor: String = "web-1", sequence: UInt64 = 3, at time: Int64 = Self.now,
+                        by signer: Ed25519.PrivateKey) throws -> SignedEnvelope {
+                try SignedEnvelope.sign(body: payload, sensorID: sensor, sequence: sequence, timestampMillis: time, key: signer)
+            }
+            var forged = try signed(next, by: key)
+            forged.signature[5] ^= 1
+            let malformed = Array("{\"events\":7}".utf8)
+            let cases: [(String, SignedEnvelope, [UInt8], Int, String)] = [
+                ("forged signature", forged, next, 401, "bad_signature"),
+                ("another sensor's key", try signed(next, by: other), next, 401, "bad_signature"),
+                ("truncated body", try signed(next, by: key), Array(next.dropLast(3)), 401, "bad_signature"),
+                ("replayed sequence", try signed(next, sequence: 1, by: key), next, 409, "replayed"),
+                ("stale timestamp", try signed(next, at: Self.now - 3_600_000, by: key), next, 401, "stale"),
+                ("unknown sensor", try signed(next, sensor: "ghost", by: key), next, 401, "unknown_sensor"),
+                ("malformed body", try signed(malformed, by: key), malformed, 400, "malformed"),
+            ]
+            for (what, env, payload, status, counter) in cases {
+                let before = f.metrics.value("refused_" + counter)
+                #expect(try await post(client, env, payload).0 == status, "\(what)")
+                #expect(f.metrics.value("refused_" + counter) == before + 1, "\(what) is counted")
+            }
+            // Oversized bodies never reach the verifier.
+            let huge = [UInt8](repeating: 0x20, count: ReportProtocol.maxBodyBytes + 1)
+            #expect(try await post(client, good, huge).0 == 413)
+            #expect(try await f.store.eventCount() == 3, "nothing stored by any refusal")
+
+            // A revoked sensor is refused even with a valid signature.
+            #expect(try await f.store.revoke("web-1"))
+            let late = try SignedEnvelope.sign(body: next, sensorID: "web-1", sequence: 3, timestampMillis: Self.now, key: key)
+            #expect(try await post(client, late, next).0 == 403)
+
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                #expect(text.contains("portsentry_controller_batches_accepted_total 2"))
+                #expect(text.contains("portsentry_controller_events_accepted_total 3"))
+                #expect(text.contains(#"portsentry_controller_batches_refused_total{reason="revoked"} 1"#))
+            }
+            try await client.execute(uri: "/health", method: .get) { response in #expect(response.status == .ok) }
+        }
+    }
+}
