@@ -16,7 +16,7 @@ struct Portsentry: ParsableCommand {
             Without a subcommand the sensor runs in the foreground. It reads \(DefaultConfig.path) \
             (Portsentry 2.x or 1.2 syntax), or a built-in log-only default when that file does not exist.
             """,
-        subcommands: [Run.self, Replay.self, CheckConfig.self, Blocks.self, Status.self],
+        subcommands: [Run.self, Replay.self, CheckConfig.self, Blocks.self, Status.self, Enroll.self],
         defaultSubcommand: Run.self
     )
 }

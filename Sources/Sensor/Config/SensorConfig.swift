@@ -53,6 +53,8 @@ struct SensorConfig: Sendable, Equatable {
     var killTimeout: Int64 = 10
     var controlSocket = "/run/portsentry/control.sock"
     var alerts = AlertSettings()
+    /// Bound on the controller spool (events waiting while the controller is unreachable).
+    var spoolMaxMB = 64
 
     /// Where KILL_HOSTS_DENY lines go (Portsentry's compile-time WRAPPER_HOSTS_DENY).
     var hostsDenyFile = "/etc/hosts.deny"

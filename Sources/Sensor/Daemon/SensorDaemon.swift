@@ -40,6 +40,8 @@ final class SensorDaemon {
     private var connectSockets: ConnectModeSockets? = nil
     private var control: ControlServer? = nil
     private var alerts: AlertSender? = nil
+    /// Reports to the controller, when the sensor is enrolled.
+    private var uplink: Uplink? = nil
     private let started = Clock.monotonic()
     private var filterAddresses: [IPAddress] = []
     private var filterAnyListenersTCP = PortSet()
@@ -72,6 +74,15 @@ final class SensorDaemon {
         responder = Responder(config: config, firewall: firewall, blocks: blocks)
         signals = try SignalInbox()
         startAlerts(config.alerts)
+        do {
+            if let (enrollment, key) = try Enrollment.load(stateDir: config.stateDir) {
+                uplink = try Uplink(enrollment: enrollment, key: key, stateDir: config.stateDir,
+                                    maxSpoolBytes: config.spoolMaxMB << 20)
+                logger.notice("Reporting to the controller at \(enrollment.url) as \(enrollment.sensor)")
+            }
+        } catch {
+            throw TextFile.Failure(description: "controller enrollment in \(config.stateDir): \(error)")
+        }
         try reporter.prepare()
         for warning in SettingsBuilder.warnings(settings, config, ephemeral: host.ephemeralPorts) {
             logger.warning("\(warning)")
@@ -141,7 +152,7 @@ final class SensorDaemon {
                             if var d = detector.connection(from: from, to: to, proto: proto, port: port,
                                                            now: now, wallTime: Clock.wall()) {
                                 responder.respond(to: &d.event, now: Clock.wallSeconds())
-                                reporter.report(d, now: now)
+                                if reporter.report(d, now: now), d.event.ignored != .yes { uplink?.add(d.event, now: now) }
                                 if d.event.isActionable { alerts?.note(d.event, now: now) }
                                 return d.event.isActionable
                             }
@@ -175,7 +186,9 @@ final class SensorDaemon {
             }
             reporter.tick(now: now)
             alerts?.tick(now: now)
+            uplink?.tick(now: now)
         }
+        uplink?.stop()
         alerts?.flush(waitSeconds: 5)
         alerts?.stop()
         saveBlocks()
@@ -208,7 +221,8 @@ final class SensorDaemon {
             let wall = Int64(seconds) * nanosPerSecond + Int64(sub * scale)
             if var d = detector.process(packet, now: now, wallTime: wall) {
                 responder.respond(to: &d.event, now: wall / nanosPerSecond)
-                reporter.report(d, now: now)
+                // What is written to the log goes to the controller too (never ignored hosts).
+                if reporter.report(d, now: now), d.event.ignored != .yes { uplink?.add(d.event, now: now) }
                 if d.event.isActionable { alerts?.note(d.event, now: now) }
             }
         }

@@ -157,6 +157,65 @@ enum CurlTransfer {
 
     private static let discard: ccurl_data_cb = { _, size, count, _ in size * count }
 
+    /// Collects a response body, up to `limit` bytes (more is an error).
+    private final class Sink {
+        var bytes: [UInt8] = []
+        let limit: Int
+        init(limit: Int) { self.limit = limit }
+    }
+
+    private static let collect: ccurl_data_cb = { data, size, count, context in
+        guard let data, let context else { return 0 }
+        let sink = Unmanaged<Sink>.fromOpaque(context).takeUnretainedValue()
+        let n = size * count
+        guard sink.bytes.count + n <= sink.limit else { return 0 }  // aborts the transfer
+        sink.bytes += UnsafeRawBufferPointer(start: data, count: n)
+        return n
+    }
+
+    struct Reply {
+        var status: Int
+        var body: [UInt8]
+    }
+
+    /// An HTTPS POST to a pinned server: the CA file verifies the certificate, and `pin`
+    /// (`sha256//BASE64`) if given also fixes its public key. Returns the reply, or the
+    /// transport error (nothing was received).
+    static func post(url: String, body: [UInt8], headers: [String], caFile: String?, pin: String?,
+                     timeout: Int) -> Result<Reply, TransferError> {
+        guard let curl = curl_easy_init() else { return .failure(TransferError(description: "libcurl: cannot create a handle")) }
+        defer { curl_easy_cleanup(curl) }
+        var list: UnsafeMutablePointer<curl_slist>? = nil
+        for h in headers + ["Content-Type: application/json", "User-Agent: portsentry/\(sensorVersion)", "Expect:"] {
+            list = curl_slist_append(list, h)
+        }
+        defer { curl_slist_free_all(list) }
+        ccurl_setopt_string(curl, CURLOPT_URL, url)
+        ccurl_setopt_slist(curl, CURLOPT_HTTPHEADER, list)
+        ccurl_setopt_long(curl, CURLOPT_POSTFIELDSIZE, body.count)
+        body.withUnsafeBufferPointer { p in
+            _ = ccurl_setopt_pointer(curl, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: p.baseAddress))
+        }
+        if let pin { ccurl_setopt_string(curl, CURLOPT_PINNEDPUBLICKEY, pin) }
+        let sink = Sink(limit: 1 << 20)
+        let context = Unmanaged.passRetained(sink)
+        defer { context.release() }
+        ccurl_setopt_writefunction(curl, collect)
+        ccurl_setopt_pointer(curl, CURLOPT_WRITEDATA, context.toOpaque())
+        common(curl, caFile: caFile, timeout: timeout)
+        let rc = curl_easy_perform(curl)
+        guard rc == CURLE_OK else {
+            return .failure(TransferError(description: String(cString: curl_easy_strerror(rc)) + " (curl error \(rc.rawValue))"))
+        }
+        var status = 0
+        ccurl_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)
+        return .success(Reply(status: status, body: sink.bytes))
+    }
+
+    struct TransferError: Error, CustomStringConvertible {
+        let description: String
+    }
+
     static func sendMail(settings: AlertSettings, subject: String, body: String, timeout: Int) -> String? {
         guard let curl = curl_easy_init() else { return "libcurl: cannot create a handle" }
         defer { curl_easy_cleanup(curl) }

@@ -27,14 +27,17 @@ final class EventReporter {
         try files.prepare()
     }
 
-    func report(_ d: DetectedEvent, now: Int64) {
-        guard limiter.admit(d, now: now) else { return }
+    /// Writes the event if the limiter admits it; returns whether it did.
+    @discardableResult
+    func report(_ d: DetectedEvent, now: Int64) -> Bool {
+        guard limiter.admit(d, now: now) else { return false }
         let e = d.event
         switch consoleFormat {
         case .text: logger.notice("\(EventFormatter.portsentry2(e))")
         case .json: logger.notice("\(EventFormatter.json(e))")
         }
         files.write(e)
+        return true
     }
 
     /// Called from the loop's timer: emits the suppression summary when one is due.
