@@ -80,10 +80,15 @@ final class Uplink: @unchecked Sendable {
         do {
             let env = try SignedEnvelope.sign(body: body, sensorID: enrollment.sensor, sequence: sequence,
                                               timestampMillis: Clock.wall() / 1_000_000, key: key)
-            try AtomicFile.write(Data("\(sequence)".utf8), to: sequencePath)
+            guard body.count + 300 <= maxSpoolBytes else {
+                throw FirewallError("one batch (\(body.count) bytes) is larger than SPOOL_MAX_MB")
+            }
             makeRoom(for: body.count + 300)
             let header = "{\"events\":\(count),\"signature\":\"\(Hex.encode(env.signature))\",\"digest\":\"\(Hex.encode(env.bodyDigest))\",\"timestamp\":\(env.timestampMillis)}\n"
+            // The batch first, then the sequence: a crash between the two leaves a spooled
+            // batch whose number the next start reads from the spool, never a lost batch.
             try AtomicFile.write(Data(header.utf8) + Data(body), to: spoolDir + "/" + Self.name(sequence))
+            try AtomicFile.write(Data("\(sequence)".utf8), to: sequencePath)
         } catch {
             logger.error("Cannot spool a batch of \(count) events for the controller: \(error)")
             droppedEvents += count
@@ -97,10 +102,10 @@ final class Uplink: @unchecked Sendable {
     /// Drops the oldest spooled batches until `bytes` more fit under the bound.
     private func makeRoom(for bytes: Int) {
         var files = Self.spooled(spoolDir)
-        var total = files.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: spoolDir + "/" + $1)[.size] as? Int) ?? 0) }
+        var total = files.reduce(0) { $0 + Self.size(spoolDir + "/" + $1) }
         while total + bytes > maxSpoolBytes, let first = files.first {
             let path = spoolDir + "/" + first
-            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            let size = Self.size(path)
             let events = Self.read(path)?.events ?? 0
             unlink(path)
             files.removeFirst()
@@ -173,6 +178,11 @@ final class Uplink: @unchecked Sendable {
         var digest: String
         var signature: String
         var body: [UInt8]
+    }
+
+    static func size(_ path: String) -> Int {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_size) : 0
     }
 
     static func name(_ sequence: UInt64) -> String {
