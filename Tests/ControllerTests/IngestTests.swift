@@ -80,6 +80,29 @@ import Testing
         #expect(try await f.store.sensor("web-1")?.version == "test")
     }
 
+    @Test func heartbeatsAreSignedFreshAndNeverReplayed() async throws {
+        let f = try Fixture()
+        try await Application(router: f.api.router()).test(.router) { client in
+            let key = try await f.enroll(client, "web-1")
+            let body = Array(#"{"uptime_seconds":5,"version":"3.0.0-test"}"#.utf8)
+            func send(_ env: SignedEnvelope) async throws -> Int {
+                var h = Self.headers(env)
+                h[HTTPField.Name(ReportProtocol.sequenceHeader)!] = nil
+                return try await client.execute(uri: ReportProtocol.heartbeatPath, method: .post, headers: h,
+                                                body: ByteBuffer(bytes: body)) { Int($0.status.code) }
+            }
+            let beat = try SignedEnvelope.sign(body: body, sensorID: "web-1", sequence: 0, timestampMillis: Self.now, key: key,
+                                               domain: SignedEnvelope.heartbeatDomain)
+            #expect(try await send(beat) == 200)
+            #expect(try await send(beat) == 409, "the same heartbeat again is a replay")
+            // A batch signature over the same bytes is not a heartbeat signature.
+            let batchSigned = try SignedEnvelope.sign(body: body, sensorID: "web-1", sequence: 0, timestampMillis: Self.now + 1, key: key)
+            #expect(try await send(batchSigned) == 401)
+        }
+        let sensor = try #require(try await f.store.sensor("web-1"))
+        #expect(sensor.version == "3.0.0-test" && sensor.status.contains("uptime_seconds"))
+    }
+
     @Test func signedBatchesAreStoredOnceAndEveryForgeryIsRefused() async throws {
         let f = try Fixture()
         try await Application(router: f.api.router()).test(.router) { client in

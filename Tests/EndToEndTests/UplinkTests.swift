@@ -46,6 +46,10 @@ extension EndToEnd {
                 let sensor = try lab.startSensor(config: config)
                 #expect(lab.read("sensor.out").contains("Reporting to the controller at https://127.0.0.1:8443 as web-1"))
 
+                // The first heartbeat goes out at start: the controller knows the sensor's state.
+                try lab.waitFor("a heartbeat", within: 15) {
+                    ((try? Lab.run([ctl, "sensors", "list", "--data", data, "--json"])) ?? "").contains("\"uptime_seconds\"")
+                }
                 try lab.exec(lab.attackerNS, ["nmap", "-sS", "-Pn", "-n", "--max-retries", "0", "-p", "1,7,9,11,79,111", lab.sensorV4])
                 try lab.waitFor("6 events at the controller", within: 15) { stored().count == 6 }
 

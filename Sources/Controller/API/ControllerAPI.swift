@@ -28,6 +28,9 @@ struct ControllerAPI: Sendable {
         router.post(RouterPath(stringLiteral: ReportProtocol.eventsPath)) { request, _ in
             try await ingest(request)
         }
+        router.post(RouterPath(stringLiteral: ReportProtocol.heartbeatPath)) { request, _ in
+            try await heartbeat(request)
+        }
         return router
     }
 
@@ -75,6 +78,43 @@ struct ControllerAPI: Sendable {
             metrics.add("events", events.count)
             return Self.json(["stored": events.count])
         }
+    }
+
+    func heartbeat(_ request: Request) async throws -> Response {
+        guard let body = try? await request.body.collect(upTo: ReportProtocol.maxHeartbeatBytes) else {
+            return refuse(.init(status: 413, reason: "heartbeat larger than \(ReportProtocol.maxHeartbeatBytes) bytes", counter: "oversized"))
+        }
+        func header(_ name: String) -> String? {
+            let lower = name.lowercased()
+            return request.headers.first { $0.name.canonicalName == lower }?.value
+        }
+        guard let name = header(ReportProtocol.sensorHeader), let timestamp = header(ReportProtocol.timestampHeader).flatMap({ Int64($0) }),
+              let digest = header(ReportProtocol.digestHeader).flatMap(Hex.decode),
+              let signature = header(ReportProtocol.signatureHeader).flatMap(Hex.decode) else {
+            return refuse(.init(status: 400, reason: "heartbeat without envelope headers", counter: "malformed"))
+        }
+        guard let sensor = try await store.sensor(name) else {
+            return refuse(.init(status: 401, reason: "heartbeat from unknown sensor \(name)", counter: "unknown_sensor"))
+        }
+        guard !sensor.revoked else { return refuse(.init(status: 403, reason: "sensor \(name) is revoked", counter: "revoked")) }
+        let bytes = Array(body.readableBytesView)
+        let env = SignedEnvelope(sensorID: name, sequence: 0, timestampMillis: timestamp, bodyDigest: digest, signature: signature)
+        guard let key = try? Ed25519.PublicKey(raw: [UInt8](sensor.publicKey)),
+              (try? env.verify(body: bytes, key: key, domain: SignedEnvelope.heartbeatDomain)) != nil else {
+            return refuse(.init(status: 401, reason: "heartbeat from \(name): bad signature", counter: "bad_signature"))
+        }
+        let now = clock()
+        guard abs(timestamp - now) <= ReportProtocol.timestampWindowMillis else {
+            return refuse(.init(status: 401, reason: "heartbeat from \(name): stale timestamp", counter: "stale"))
+        }
+        let status = String(decoding: bytes, as: UTF8.self)
+        let version = ((try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any])?["version"] as? String ?? ""
+        guard try await store.heartbeat(sensor: name, timestampMillis: timestamp, version: String(version.prefix(64)),
+                                        status: status, now: now / 1000) else {
+            return refuse(.init(status: 409, reason: "heartbeat from \(name) is not newer than the last one", counter: "replayed"))
+        }
+        metrics.add("heartbeats")
+        return Self.json(["ok": true])
     }
 
     struct Refusal {

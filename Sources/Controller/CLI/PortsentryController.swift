@@ -149,8 +149,12 @@ struct Sensors: AsyncParsableCommand {
             let now = Int64(Date().timeIntervalSince1970)
             let sensors = try await data.store().sensors()
             if json {
-                let list = sensors.map { ["name": $0.name, "revoked": $0.revoked, "last_sequence": $0.lastSequence,
-                                          "last_seen": $0.lastSeen, "lag_seconds": now - $0.lastSeen, "version": $0.version] as [String: Any] }
+                let list = sensors.map { s -> [String: Any] in
+                    var o: [String: Any] = ["name": s.name, "revoked": s.revoked, "last_sequence": s.lastSequence,
+                                            "last_seen": s.lastSeen, "lag_seconds": now - s.lastSeen, "version": s.version]
+                    if let status = try? JSONSerialization.jsonObject(with: Data(s.status.utf8)) { o["status"] = status }
+                    return o
+                }
                 let out = try JSONSerialization.data(withJSONObject: list, options: [.prettyPrinted, .sortedKeys])
                 print(String(decoding: out, as: UTF8.self))
                 return

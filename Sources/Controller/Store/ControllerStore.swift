@@ -13,6 +13,9 @@ struct SensorRecord: Codable, FetchableRecord, PersistableRecord, Equatable, Sen
     var lastSequence: Int64
     var lastSeen: Int64
     var version: String
+    /// Newest heartbeat time stamp (ms) and its status object (JSON text).
+    var lastHeartbeat: Int64 = 0
+    var status: String = ""
 }
 
 /// One accepted detection as stored.
@@ -45,6 +48,8 @@ protocol ControllerStore: Sendable {
     /// Stores a verified batch atomically with the new sequence; false when the sequence was
     /// already accepted (a retry: nothing stored, the caller answers success).
     func accept(sensor: String, sequence: Int64, events: [EventRecord], now: Int64) async throws -> Bool
+    /// Records a verified heartbeat; false if it is not newer than the last one (a replay).
+    func heartbeat(sensor: String, timestampMillis: Int64, version: String, status: String, now: Int64) async throws -> Bool
     func events(since: Int64, limit: Int) async throws -> [EventRecord]
     func eventCount() async throws -> Int
 }
@@ -95,6 +100,12 @@ final class SQLiteStore: ControllerStore {
                 t.column("receivedAt", .integer).notNull().indexed()
             }
         }
+        m.registerMigration("v2-heartbeats") { db in
+            try db.alter(table: "sensors") { t in
+                t.add(column: "lastHeartbeat", .integer).notNull().defaults(to: 0)
+                t.add(column: "status", .text).notNull().defaults(to: "")
+            }
+        }
         return m
     }
 
@@ -143,6 +154,16 @@ final class SQLiteStore: ControllerStore {
             try db.execute(sql: "UPDATE sensors SET lastSequence = ?, lastSeen = ? WHERE name = ?",
                            arguments: [sequence, now, sensor])
             return true
+        }
+    }
+
+    func heartbeat(sensor: String, timestampMillis: Int64, version: String, status: String, now: Int64) async throws -> Bool {
+        try await queue.write { db in
+            try db.execute(sql: """
+                UPDATE sensors SET lastHeartbeat = ?, status = ?, version = ?, lastSeen = ?
+                WHERE name = ? AND lastHeartbeat < ?
+                """, arguments: [timestampMillis, status, version, now, sensor, timestampMillis])
+            return db.changesCount > 0
         }
     }
 

@@ -122,6 +122,7 @@ final class SensorDaemon {
         var lastSockets = Clock.monotonic()
         var lastProtected = lastSockets
         var lastHousekeeping = lastSockets
+        var lastHeartbeat: Int64? = nil
         var lastInterfaces = lastSockets
         var lastStats = lastSockets
         var interfacesDirty = false
@@ -187,6 +188,10 @@ final class SensorDaemon {
             reporter.tick(now: now)
             alerts?.tick(now: now)
             uplink?.tick(now: now)
+            if let uplink, lastHeartbeat.map({ now - $0 >= Int64(Uplink.heartbeatInterval) * nanosPerSecond }) ?? true {
+                lastHeartbeat = now
+                uplink.heartbeat(heartbeatStatus())
+            }
         }
         uplink?.stop()
         alerts?.flush(waitSeconds: 5)
@@ -280,6 +285,26 @@ final class SensorDaemon {
         let sender = AlertSender(settings: settings)
         alerts = sender
         responder.onNotice = { text in sender.notice(text, now: Clock.monotonic()) }
+    }
+
+    /// What a heartbeat tells the controller.
+    private func heartbeatStatus() -> CanonicalJSON {
+        var received: Int64 = 0, dropped: Int64 = 0
+        for h in handles.values {
+            if let s = h.stats() { received += Int64(s.received); dropped += Int64(s.dropped + s.interfaceDropped) }
+        }
+        let c = detector.counters
+        return .object([
+            "version": .string(sensorVersion),
+            "mode": .string(options.mode.rawValue),
+            "uptime_seconds": .int((Clock.monotonic() - started) / nanosPerSecond),
+            "interfaces": .array(handles.keys.sorted().map { .string($0) }),
+            "pcap_received": .int(received), "pcap_dropped": .int(dropped),
+            "probes": .int(Int64(c.probes)), "closed_port_scans": .int(Int64(c.closedPortScans)),
+            "events_written": .int(Int64(reporter.limiter.written)),
+            "events_suppressed": .int(Int64(reporter.limiter.total.total)),
+            "blocks": .int(Int64(responder.blocks.count)), "breaker_open": .bool(responder.breakerOpen),
+        ])
     }
 
     // MARK: control socket

@@ -15,6 +15,8 @@ final class Uplink: @unchecked Sendable {
     /// Retry delays double from the first to the last.
     static let backoffFirst = 0.5
     static let backoffMax = 30.0
+    /// A status heartbeat goes out this often (and once at start).
+    static let heartbeatInterval = 30.0
 
     private let enrollment: Enrollment
     private let key: Ed25519.PrivateKey
@@ -32,6 +34,9 @@ final class Uplink: @unchecked Sendable {
     private(set) var delivered = 0
     private(set) var droppedEvents = 0
     private(set) var refusedBatches = 0
+    private var heartbeatBody: [UInt8]? = nil
+    private var heartbeatSent: Date? = nil
+    private var lastHeartbeatMillis: Int64 = 0
 
     init(enrollment: Enrollment, key: Ed25519.PrivateKey, stateDir: String, maxSpoolBytes: Int,
          logger: Logger = Diagnostics.logger) throws {
@@ -56,6 +61,14 @@ final class Uplink: @unchecked Sendable {
         if pending.isEmpty { oldest = now }
         pending.append(event)
         if pending.count >= Self.maxEvents { seal() }
+    }
+
+    /// The latest status, sent as the next heartbeat.
+    func heartbeat(_ status: CanonicalJSON) {
+        condition.lock()
+        heartbeatBody = status.bytes
+        condition.broadcast()
+        condition.unlock()
     }
 
     func tick(now: Int64) {
@@ -123,12 +136,14 @@ final class Uplink: @unchecked Sendable {
         var delay = Self.backoffFirst
         var lastError: String? = nil
         while true {
+            sendHeartbeatIfDue()
             condition.lock()
-            while Self.spooled(spoolDir).isEmpty, !stopping { _ = condition.wait(until: Date().addingTimeInterval(5)) }
+            if Self.spooled(spoolDir).isEmpty, !stopping { _ = condition.wait(until: Date().addingTimeInterval(5)) }
             let done = stopping && Self.spooled(spoolDir).isEmpty
             condition.unlock()
             if done { return }
             guard let name = Self.spooled(spoolDir).first, let batch = Self.read(spoolDir + "/" + name) else { continue }
+            sendHeartbeatIfDue()
             let result = CurlTransfer.post(url: enrollment.url + ReportProtocol.eventsPath, body: batch.body, headers: [
                 "\(ReportProtocol.sensorHeader): \(enrollment.sensor)",
                 "\(ReportProtocol.sequenceHeader): \(batch.sequence)",
@@ -166,6 +181,28 @@ final class Uplink: @unchecked Sendable {
             let give = stopping
             condition.unlock()
             if give { return }
+        }
+    }
+
+    private func sendHeartbeatIfDue() {
+        condition.lock()
+        let body = heartbeatBody
+        condition.unlock()
+        guard let body, heartbeatSent.map({ Date().timeIntervalSince($0) >= Self.heartbeatInterval }) ?? true else { return }
+        heartbeatSent = Date()
+        // Strictly increasing: the controller refuses a heartbeat not newer than the last.
+        let millis = max(Clock.wall() / 1_000_000, lastHeartbeatMillis + 1)
+        lastHeartbeatMillis = millis
+        guard let env = try? SignedEnvelope.sign(body: body, sensorID: enrollment.sensor, sequence: 0, timestampMillis: millis,
+                                                 key: key, domain: SignedEnvelope.heartbeatDomain) else { return }
+        let result = CurlTransfer.post(url: enrollment.url + ReportProtocol.heartbeatPath, body: body, headers: [
+            "\(ReportProtocol.sensorHeader): \(enrollment.sensor)",
+            "\(ReportProtocol.timestampHeader): \(millis)",
+            "\(ReportProtocol.digestHeader): \(Hex.encode(env.bodyDigest))",
+            "\(ReportProtocol.signatureHeader): \(Hex.encode(env.signature))",
+        ], caFile: enrollment.caFile, pin: enrollment.pin, timeout: 10)
+        if case .success(let reply) = result, reply.status != 200 {
+            logger.warning("Controller refused a heartbeat (\(reply.status))")
         }
     }
 

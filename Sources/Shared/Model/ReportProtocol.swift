@@ -3,6 +3,11 @@
 public enum ReportProtocol {
     public static let eventsPath = "/v1/events"
     public static let enrollPath = "/v1/enroll"
+    /// Signed (heartbeat domain, sequence 0) status reports; a heartbeat's timestamp must be
+    /// newer than the sensor's last one.
+    public static let heartbeatPath = "/v1/heartbeat"
+    /// Heartbeat bodies are small status objects.
+    public static let maxHeartbeatBytes = 64 << 10
 
     public static let sensorHeader = "X-Portsentry-Sensor"
     public static let sequenceHeader = "X-Portsentry-Sequence"

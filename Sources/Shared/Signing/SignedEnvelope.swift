@@ -3,6 +3,9 @@
 /// controller refuses stale timestamps) and what (the SHA-256 of the exact body bytes).
 public struct SignedEnvelope: Equatable, Sendable {
     public static let domain = "portsentry-batch-v1"
+    /// Heartbeats are signed under their own domain: a heartbeat signature can never pass
+    /// for a batch signature or the reverse.
+    public static let heartbeatDomain = "portsentry-heartbeat-v1"
 
     public var sensorID: String
     public var sequence: UInt64
@@ -35,25 +38,27 @@ public struct SignedEnvelope: Equatable, Sendable {
 
     /// The exact bytes that are signed. A fixed domain string first, so a signature made for
     /// anything else can never be passed off as a batch signature.
-    public static func signingInput(sensorID: String, sequence: UInt64, timestampMillis: Int64, bodyDigest: [UInt8]) -> [UInt8] {
+    public static func signingInput(sensorID: String, sequence: UInt64, timestampMillis: Int64, bodyDigest: [UInt8],
+                                    domain: String = domain) -> [UInt8] {
         Array("\(domain)\n\(sensorID)\n\(sequence)\n\(timestampMillis)\n\(Hex.encode(bodyDigest))".utf8)
     }
 
     public static func sign(body: [UInt8], sensorID: String, sequence: UInt64, timestampMillis: Int64,
-                            key: Ed25519.PrivateKey) throws(Ed25519.Failure) -> SignedEnvelope {
+                            key: Ed25519.PrivateKey, domain: String = domain) throws(Ed25519.Failure) -> SignedEnvelope {
         let digest = SHA256.digest(body)
         let signature = try key.sign(signingInput(sensorID: sensorID, sequence: sequence, timestampMillis: timestampMillis,
-                                                  bodyDigest: digest))
+                                                  bodyDigest: digest, domain: domain))
         return SignedEnvelope(sensorID: sensorID, sequence: sequence, timestampMillis: timestampMillis,
                               bodyDigest: digest, signature: signature)
     }
 
     /// Checks the body against the digest and the signature against `key`.
-    public func verify(body: [UInt8], key: Ed25519.PublicKey) throws(Rejection) {
+    public func verify(body: [UInt8], key: Ed25519.PublicKey, domain: String = domain) throws(Rejection) {
         guard !sensorID.isEmpty, !sensorID.contains("\n") else { throw .malformed("sensor id") }
         guard bodyDigest.count == 32, signature.count == Ed25519.signatureBytes else { throw .malformed("lengths") }
         guard SHA256.digest(body) == bodyDigest else { throw .digestMismatch }
-        let input = Self.signingInput(sensorID: sensorID, sequence: sequence, timestampMillis: timestampMillis, bodyDigest: bodyDigest)
+        let input = Self.signingInput(sensorID: sensorID, sequence: sequence, timestampMillis: timestampMillis, bodyDigest: bodyDigest,
+                                      domain: domain)
         guard key.verify(signature, of: input) else { throw .badSignature }
     }
 }
