@@ -19,6 +19,7 @@ TEST_PACKAGES=(
   tcpdump                # fixture recording
   fail2ban               # fail2ban-regex compatibility checks
   iperf3                 # benign-load benchmark
+  postgresql             # the controller's PostgreSQL store tests
   procps psmisc          # pgrep, ps, fuser
   python3
 )

@@ -25,6 +25,27 @@ if grep -E "$(pwd)/(Sources|Tests)/.*(warning|error):" "$log"; then
   exit 1
 fi
 
+# A real PostgreSQL for the controller's store tests: started if it is not running, a
+# throwaway role and database, both removed again at the end.
+pg_version=$(ls /etc/postgresql | sort -V | tail -n 1)
+pg_started=0
+if ! pg_lsclusters -h | awk -v v="$pg_version" '$1 == v && $2 == "main" {print $4}' | grep -q online; then
+  pg_ctlcluster "$pg_version" main start
+  pg_started=1
+fi
+cleanup_postgres() {
+  su postgres -c "dropdb --if-exists portsentry_test" >/dev/null 2>&1 || true
+  su postgres -c "psql -q -c 'DROP ROLE IF EXISTS portsentry_test'" >/dev/null 2>&1 || true
+  if [ "$pg_started" -eq 1 ]; then pg_ctlcluster "$pg_version" main stop || true; fi
+  rm -f "$log"
+}
+trap cleanup_postgres EXIT
+su postgres -c "dropdb --if-exists portsentry_test" >/dev/null 2>&1 || true
+su postgres -c "psql -q -c 'DROP ROLE IF EXISTS portsentry_test'" >/dev/null 2>&1 || true
+su postgres -c "psql -q -c \"CREATE ROLE portsentry_test LOGIN PASSWORD 'portsentry_test'\""
+su postgres -c "createdb -O portsentry_test portsentry_test"
+export PORTSENTRY_TEST_POSTGRES="127.0.0.1:5432:portsentry_test:portsentry_test:portsentry_test"
+
 status=0
 swift test --skip-build -Xswiftc -warnings-as-errors || status=$?
 

@@ -6,22 +6,37 @@ import HummingbirdTesting
 import PortsentryShared
 import Testing
 
-/// The controller's API in-process, with a real SQLite store: enrollment, and every way a
-/// batch can be refused (each counted, nothing stored).
+/// The controller's API in-process, with a real store (SQLite and PostgreSQL run the same
+/// suite): enrollment, heartbeats, and every way a batch can be refused (each counted,
+/// nothing stored).
 @Suite struct IngestTests {
+    static let backends = ["sqlite", "postgres"]
     static let now: Int64 = 1_764_000_000_000
 
     final class Fixture: @unchecked Sendable {
         let directory: URL
-        let store: SQLiteStore
+        let store: any ControllerStore
         let metrics = IngestMetrics()
         let signing = try! Ed25519.PrivateKey.generate()
         let api: ControllerAPI
 
-        init() throws {
+        /// `postgres` needs PORTSENTRY_TEST_POSTGRES (host:port:user:password:database),
+        /// which scripts/test.sh sets after starting a real server; each fixture gets its own schema.
+        init(_ backend: String) async throws {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("pst-ctl-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            store = try SQLiteStore(path: directory.appendingPathComponent("c.db").path)
+            if backend == "postgres" {
+                guard let spec = ProcessInfo.processInfo.environment["PORTSENTRY_TEST_POSTGRES"]?.split(separator: ":"),
+                      spec.count == 5, let port = Int(spec[1]) else {
+                    throw Failure("PORTSENTRY_TEST_POSTGRES is not set: run the tests with scripts/test.sh (it starts PostgreSQL)")
+                }
+                let schema = "t" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+                store = try await PostgresStore(.init(host: String(spec[0]), port: port, user: String(spec[2]),
+                                                      password: String(spec[3]), database: String(spec[4]), schema: schema),
+                                                logger: .init(label: "test"))
+            } else {
+                store = try SQLiteStore(path: directory.appendingPathComponent("c.db").path)
+            }
             api = ControllerAPI(store: store, metrics: metrics, signingKey: try signing.publicKey,
                                 logger: .init(label: "test"), clock: { IngestTests.now })
         }
@@ -68,8 +83,8 @@ import Testing
         }
     }
 
-    @Test func enrollmentTokensAreOneTime() async throws {
-        let f = try Fixture()
+    @Test(arguments: backends) func enrollmentTokensAreOneTime(backend: String) async throws {
+        let f = try await Fixture(backend)
         try await Application(router: f.api.router()).test(.router) { client in
             _ = try await f.enroll(client, "web-1")
             let again = #"{"token":"token-web-1","public_key":"\#(String(repeating: "ab", count: 32))"}"#
@@ -80,8 +95,8 @@ import Testing
         #expect(try await f.store.sensor("web-1")?.version == "test")
     }
 
-    @Test func heartbeatsAreSignedFreshAndNeverReplayed() async throws {
-        let f = try Fixture()
+    @Test(arguments: backends) func heartbeatsAreSignedFreshAndNeverReplayed(backend: String) async throws {
+        let f = try await Fixture(backend)
         try await Application(router: f.api.router()).test(.router) { client in
             let key = try await f.enroll(client, "web-1")
             let body = Array(#"{"uptime_seconds":5,"version":"3.0.0-test"}"#.utf8)
@@ -103,8 +118,8 @@ import Testing
         #expect(sensor.version == "3.0.0-test" && sensor.status.contains("uptime_seconds"))
     }
 
-    @Test func signedBatchesAreStoredOnceAndEveryForgeryIsRefused() async throws {
-        let f = try Fixture()
+    @Test(arguments: backends) func signedBatchesAreStoredOnceAndEveryForgeryIsRefused(backend: String) async throws {
+        let f = try await Fixture(backend)
         try await Application(router: f.api.router()).test(.router) { client in
             let key = try await f.enroll(client, "web-1")
             let other = try await f.enroll(client, "web-2")

@@ -28,12 +28,35 @@ struct DataOptions: ParsableArguments {
     @Option(name: .customLong("data"), help: "Data directory (database, TLS and signing keys).")
     var directory: String = "/var/lib/portsentry-controller"
 
+    @Option(name: .customLong("postgres-host"), help: "Use PostgreSQL on this host instead of the embedded SQLite database.")
+    var postgresHost: String?
+    @Option(name: .customLong("postgres-port")) var postgresPort = 5432
+    @Option(name: .customLong("postgres-user")) var postgresUser = "portsentry"
+    @Option(name: .customLong("postgres-database")) var postgresDatabase = "portsentry"
+    @Option(name: .customLong("postgres-password-file"), help: "File holding the PostgreSQL password.")
+    var postgresPasswordFile: String?
+
     var database: String { directory + "/controller.db" }
     var tlsKey: String { directory + "/tls.key" }
     var tlsCert: String { directory + "/tls.crt" }
     var signingKey: String { directory + "/signing.key" }
 
-    func store() throws -> SQLiteStore {
+    /// SQLite in the data directory, or PostgreSQL when --postgres-host is given (several
+    /// controller replicas can then share one database).
+    func store() async throws -> any ControllerStore {
+        if let host = postgresHost {
+            var password: String? = nil
+            if let file = postgresPasswordFile {
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw Failure("cannot read \(file)") }
+                password = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            do {
+                return try await PostgresStore(.init(host: host, port: postgresPort, user: postgresUser, password: password,
+                                                     database: postgresDatabase), logger: Logger(label: "portsentry-controller"))
+            } catch {
+                throw Failure("PostgreSQL at \(host):\(postgresPort)/\(postgresDatabase): \(String(reflecting: error))")
+            }
+        }
         guard FileManager.default.fileExists(atPath: database) else {
             throw Failure("\(database) does not exist: run `portsentry-controller init --data \(directory)` first")
         }
@@ -92,7 +115,7 @@ struct Serve: AsyncParsableCommand {
             l.logLevel = .info
             return l
         }()
-        let store = try data.store()
+        let store = try await data.store()
         let signing = try data.loadSigningKey()
         let chain: [NIOSSLCertificate]
         let privateKey: NIOSSLPrivateKey
@@ -131,7 +154,7 @@ struct Sensors: AsyncParsableCommand {
                   name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) else {
                 throw ValidationError("a sensor name is 1-64 letters, digits, '.', '_' or '-'")
             }
-            let store = try data.store()
+            let store = try await data.store()
             var random = SystemRandomNumberGenerator()
             let token = Hex.encode((0..<24).map { _ in UInt8.random(in: .min ... .max, using: &random) })
             try await store.addEnrollment(tokenHash: Data(SHA256.digest(Array(token.utf8))), sensor: name,
