@@ -57,10 +57,7 @@ struct ControllerAPI: Sendable {
         do { body = try await request.body.collect(upTo: ReportProtocol.maxBodyBytes) } catch {
             return refuse(.init(status: 413, reason: "body larger than \(ReportProtocol.maxBodyBytes) bytes", counter: "oversized"))
         }
-        func header(_ name: String) -> String? {
-            let lower = name.lowercased()
-            return request.headers.first { $0.name.canonicalName == lower }?.value
-        }
+        let header = Self.headerLookup(request)
         let sensor = try await header(ReportProtocol.sensorHeader).asyncMap { try await store.sensor($0) } ?? nil
         let now = clock()
         switch BatchVerifier.check(headers: header, body: Array(body.readableBytesView), sensor: sensor, nowMillis: now) {
@@ -84,10 +81,7 @@ struct ControllerAPI: Sendable {
         guard let body = try? await request.body.collect(upTo: ReportProtocol.maxHeartbeatBytes) else {
             return refuse(.init(status: 413, reason: "heartbeat larger than \(ReportProtocol.maxHeartbeatBytes) bytes", counter: "oversized"))
         }
-        func header(_ name: String) -> String? {
-            let lower = name.lowercased()
-            return request.headers.first { $0.name.canonicalName == lower }?.value
-        }
+        let header = Self.headerLookup(request)
         guard let name = header(ReportProtocol.sensorHeader), let timestamp = header(ReportProtocol.timestampHeader).flatMap({ Int64($0) }),
               let digest = header(ReportProtocol.digestHeader).flatMap(Hex.decode),
               let signature = header(ReportProtocol.signatureHeader).flatMap(Hex.decode) else {
@@ -115,6 +109,14 @@ struct ControllerAPI: Sendable {
         }
         metrics.add("heartbeats")
         return Self.json(["ok": true])
+    }
+
+    /// Case-insensitive header lookup (HTTPFields stores canonical lower-case names).
+    static func headerLookup(_ request: Request) -> (String) -> String? {
+        { name in
+            let lower = name.lowercased()
+            return request.headers.first { $0.name.canonicalName == lower }?.value
+        }
     }
 
     struct Refusal {
