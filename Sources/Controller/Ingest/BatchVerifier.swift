@@ -44,28 +44,40 @@ struct BatchVerifier {
             return .reject(status: 409, reason: "sensor \(name): sequence \(seq) already used (last \(sensor.lastSequence))",
                            counter: "replayed")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-              let items = object["events"] as? [[String: Any]] else {
-            return .reject(status: 400, reason: "sensor \(name): body is not {\"events\":[...]}", counter: "malformed")
+        guard let batch = try? JSONDecoder().decode(WireBatch.self, from: Data(body)) else {
+            return .reject(status: 400, reason: "sensor \(name): body is not {\"events\":[...]} of well-formed events", counter: "malformed")
         }
-        guard items.count <= ReportProtocol.maxEventsPerBatch else {
+        guard batch.events.count <= ReportProtocol.maxEventsPerBatch else {
             return .reject(status: 413, reason: "more than \(ReportProtocol.maxEventsPerBatch) events", counter: "oversized")
         }
         var events: [EventRecord] = []
-        for (index, item) in items.enumerated() {
-            guard let time = item["time_ns"] as? Int64 ?? (item["time_ns"] as? Int).map(Int64.init),
-                  let source = (item["source"] as? String).flatMap(IPAddress.init),
-                  let destination = (item["destination"] as? String).flatMap(IPAddress.init),
-                  let proto = item["protocol"] as? String, proto == "TCP" || proto == "UDP",
-                  let port = item["port"] as? Int, (0...65535).contains(port),
-                  let type = item["type"] as? String, type.count <= 32,
-                  let evidence = item["evidence"] as? String, evidence.count <= 32 else {
+        events.reserveCapacity(batch.events.count)
+        for (index, item) in batch.events.enumerated() {
+            guard let source = IPAddress(item.source), let destination = IPAddress(item.destination),
+                  item.protocol == "TCP" || item.protocol == "UDP", (0...65535).contains(item.port),
+                  item.type.utf8.count <= 32, item.evidence.utf8.count <= 32 else {
                 return .reject(status: 400, reason: "sensor \(name): event \(index) is malformed", counter: "malformed")
             }
-            events.append(EventRecord(id: "\(name):\(seq):\(index)", sensor: name, timeNs: time, source: source.description,
-                                      destination: destination.description, proto: proto, port: port, type: type,
-                                      evidence: evidence, blocked: item["blocked"] as? Bool, receivedAt: nowMillis))
+            events.append(EventRecord(id: "\(name):\(seq):\(index)", sensor: name, timeNs: item.time_ns, source: source.description,
+                                      destination: destination.description, proto: item.protocol, port: item.port, type: item.type,
+                                      evidence: item.evidence, blocked: item.blocked, receivedAt: nowMillis))
         }
         return .accept(sequence: seq, events: events)
+    }
+
+    /// The batch body as sensors send it (`ReportProtocol.body`); unknown fields are ignored.
+    private struct WireBatch: Decodable {
+        var events: [WireEvent]
+    }
+
+    private struct WireEvent: Decodable {
+        var time_ns: Int64
+        var source: String
+        var destination: String
+        var `protocol`: String
+        var port: Int
+        var type: String
+        var evidence: String
+        var blocked: Bool?
     }
 }

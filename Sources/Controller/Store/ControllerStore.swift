@@ -58,12 +58,16 @@ protocol ControllerStore: Sendable {
 /// acknowledged survives a SIGKILL the next instant.
 final class SQLiteStore: ControllerStore {
     let queue: DatabaseQueue
+    private let commits = CommitQueue()
 
     init(path: String) throws {
         var config = Configuration()
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA journal_mode = WAL")
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // Index pages stay in memory instead of being re-read for every insert
+            // (pread was 8% of the ingest profile with the 2 MiB default).
+            try db.execute(sql: "PRAGMA cache_size = -65536")
         }
         queue = try DatabaseQueue(path: path, configuration: config)
         try Self.migrator.migrate(queue)
@@ -106,6 +110,22 @@ final class SQLiteStore: ControllerStore {
                 t.add(column: "status", .text).notNull().defaults(to: "")
             }
         }
+        m.registerMigration("v3-events-rowid") { db in
+            // Exactly-once is the sequence check in the accepting transaction; a unique text
+            // key and a per-sensor index on top only cost two more B-trees per row (a third
+            // of the ingest time). Events keep their id, in a plain column.
+            try db.execute(sql: """
+                CREATE TABLE events_v3 (id TEXT NOT NULL, sensor TEXT NOT NULL, timeNs INTEGER NOT NULL, source TEXT NOT NULL,
+                    destination TEXT NOT NULL, proto TEXT NOT NULL, port INTEGER NOT NULL, type TEXT NOT NULL,
+                    evidence TEXT NOT NULL, blocked BOOLEAN, receivedAt INTEGER NOT NULL);
+                INSERT INTO events_v3 SELECT id, sensor, timeNs, source, destination, proto, port, type, evidence, blocked, receivedAt
+                    FROM events ORDER BY receivedAt, id;
+                DROP TABLE events;
+                ALTER TABLE events_v3 RENAME TO events;
+                CREATE INDEX events_on_source ON events (source);
+                CREATE INDEX events_on_receivedAt ON events (receivedAt);
+                """)
+        }
         return m
     }
 
@@ -146,15 +166,47 @@ final class SQLiteStore: ControllerStore {
         }
     }
 
+    /// Group commit: batches that arrive while a transaction is being written go into the
+    /// next one together, so concurrent sensors share one WAL write and one fsync. Each
+    /// caller still gets its answer only after its own batch is durable.
     func accept(sensor: String, sequence: Int64, events: [EventRecord], now: Int64) async throws -> Bool {
-        try await queue.write { db in
-            let last = try Int64.fetchOne(db, sql: "SELECT lastSequence FROM sensors WHERE name = ?", arguments: [sensor]) ?? 0
-            guard sequence > last else { return false }
-            for e in events { try e.insert(db, onConflict: .ignore) }
-            try db.execute(sql: "UPDATE sensors SET lastSequence = ?, lastSeen = ? WHERE name = ?",
-                           arguments: [sequence, now, sensor])
-            return true
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Bool, any Error>) in
+            let batch = PendingBatch(sensor: sensor, sequence: sequence, events: events, now: now, done: done)
+            if commits.enqueue(batch) { Task { await drain() } }
         }
+    }
+
+    private func drain() async {
+        while let group = commits.next() {
+            do {
+                let outcomes: [Bool] = try await queue.write { (db: Database) throws -> [Bool] in
+                    var stored: [Bool] = []
+                    for batch in group { stored.append(try Self.insert(batch, db)) }
+                    return stored
+                }
+                for (batch, stored) in zip(group, outcomes) { batch.done.resume(returning: stored) }
+            } catch {
+                for batch in group { batch.done.resume(throwing: error) }
+            }
+        }
+    }
+
+    private static func insert(_ batch: PendingBatch, _ db: Database) throws -> Bool {
+        let last = try Int64.fetchOne(db, sql: "SELECT lastSequence FROM sensors WHERE name = ?", arguments: [batch.sensor]) ?? 0
+        guard batch.sequence > last else { return false }
+        // One prepared statement for every row: record encoding per row was a fifth of the
+        // ingest profile.
+        let insert = try db.cachedStatement(sql: """
+            INSERT INTO events (id, sensor, timeNs, source, destination, proto, port, type, evidence, blocked, receivedAt)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        for e in batch.events {
+            try insert.execute(arguments: [e.id, e.sensor, e.timeNs, e.source, e.destination, e.proto, e.port, e.type,
+                                           e.evidence, e.blocked, e.receivedAt])
+        }
+        try db.execute(sql: "UPDATE sensors SET lastSequence = ?, lastSeen = ? WHERE name = ?",
+                       arguments: [batch.sequence, batch.now, batch.sensor])
+        return true
     }
 
     func heartbeat(sensor: String, timestampMillis: Int64, version: String, status: String, now: Int64) async throws -> Bool {
@@ -169,11 +221,47 @@ final class SQLiteStore: ControllerStore {
 
     func events(since: Int64, limit: Int) async throws -> [EventRecord] {
         try await queue.read { db in
-            try EventRecord.filter(Column("receivedAt") >= since).order(Column("receivedAt"), Column("id")).limit(limit).fetchAll(db)
+            try EventRecord.filter(Column("receivedAt") >= since).order(Column.rowID).limit(limit).fetchAll(db)
         }
     }
 
     func eventCount() async throws -> Int {
         try await queue.read { db in try EventRecord.fetchCount(db) }
+    }
+}
+
+/// A verified batch waiting for the next group commit.
+struct PendingBatch: Sendable {
+    var sensor: String
+    var sequence: Int64
+    var events: [EventRecord]
+    var now: Int64
+    var done: CheckedContinuation<Bool, any Error>
+}
+
+/// Batches waiting for a commit, and whether a drain task is running.
+final class CommitQueue: @unchecked Sendable {
+    private let lock = NSLock()
+    private var batches: [PendingBatch] = []
+    private var draining = false
+
+    /// Adds a batch; true when the caller must start a drain task.
+    func enqueue(_ batch: PendingBatch) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        batches.append(batch)
+        if draining { return false }
+        draining = true
+        return true
+    }
+
+    /// Everything queued so far, or nil (and the drain task ends) when nothing is.
+    func next() -> [PendingBatch]? {
+        lock.lock(); defer { lock.unlock() }
+        guard !batches.isEmpty else {
+            draining = false
+            return nil
+        }
+        defer { batches.removeAll() }
+        return batches
     }
 }

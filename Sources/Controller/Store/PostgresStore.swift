@@ -109,14 +109,17 @@ final class PostgresStore: ControllerStore {
             for try await v in try await c.query("SELECT last_sequence FROM sensors WHERE name = \(sensor) FOR UPDATE",
                                                  logger: logger).decode(Int64.self) { last = v }
             guard sequence > last else { return false }
-            for e in events {
-                try await c.query("""
-                    INSERT INTO events (id, sensor, time_ns, source, destination, proto, port, type, evidence, blocked, received_at)
-                    VALUES (\(e.id), \(e.sensor), \(e.timeNs), \(e.source), \(e.destination), \(e.proto), \(Int64(e.port)),
-                            \(e.type), \(e.evidence), \(e.blocked), \(e.receivedAt))
-                    ON CONFLICT (id) DO NOTHING
-                    """, logger: logger)
-            }
+            // The whole batch in one statement, column arrays unnested server-side: one round
+            // trip instead of one per event (13k events/s row by row, see docs/benchmarks.md).
+            try await c.query("""
+                INSERT INTO events (id, sensor, time_ns, source, destination, proto, port, type, evidence, blocked, received_at)
+                SELECT i, s, t, src, dst, p, port, ty, ev, NULLIF(b, '')::boolean, r FROM UNNEST(\(events.map(\.id))::text[], \(events.map(\.sensor))::text[], \(events.map(\.timeNs))::bigint[],
+                    \(events.map(\.source))::text[], \(events.map(\.destination))::text[], \(events.map(\.proto))::text[],
+                    \(events.map { Int64($0.port) })::bigint[], \(events.map(\.type))::text[], \(events.map(\.evidence))::text[],
+                    \(events.map { $0.blocked.map { $0 ? "t" : "f" } ?? "" })::text[], \(events.map(\.receivedAt))::bigint[])
+                    AS u(i, s, t, src, dst, p, port, ty, ev, b, r)
+                ON CONFLICT (id) DO NOTHING
+                """, logger: logger)
             try await c.query("UPDATE sensors SET last_sequence = \(sequence), last_seen = \(now) WHERE name = \(sensor)", logger: logger)
             return true
         }
