@@ -21,7 +21,8 @@ TEST_PACKAGES=(
   iperf3                 # benign-load benchmark
   postgresql             # the controller's PostgreSQL store tests
   procps psmisc          # pgrep, ps, fuser
-  python3
+  python3 python3-cryptography   # ingest benchmark client
+  curl iputils-ping      # fleet test: metrics and reachability checks
 )
 
 SUDO=""

@@ -19,6 +19,7 @@ import Testing
         let metrics = IngestMetrics()
         let signing = try! Ed25519.PrivateKey.generate()
         let api: ControllerAPI
+        let fleet: FleetServices
 
         /// `postgres` needs PORTSENTRY_TEST_POSTGRES (host:port:user:password:database),
         /// which scripts/test.sh sets after starting a real server; each fixture gets its own schema.
@@ -37,7 +38,9 @@ import Testing
             } else {
                 store = try SQLiteStore(path: directory.appendingPathComponent("c.db").path)
             }
-            api = ControllerAPI(store: store, metrics: metrics, signingKey: try signing.publicKey,
+            fleet = try await FleetServices.make(store: store, signing: signing, policy: CorrelationPolicy(), operatorToken: "op-token",
+                                                 logger: .init(label: "test"), ownAddresses: [])
+            api = ControllerAPI(store: store, metrics: metrics, signingKey: try signing.publicKey, fleet: fleet,
                                 logger: .init(label: "test"), clock: { IngestTests.now })
         }
 

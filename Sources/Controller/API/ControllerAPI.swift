@@ -8,6 +8,7 @@ struct ControllerAPI: Sendable {
     let store: any ControllerStore
     let metrics: IngestMetrics
     let signingKey: Ed25519.PublicKey
+    let fleet: FleetServices
     let logger: Logger
     /// Wall clock in milliseconds (injected so tests can move time).
     let clock: @Sendable () -> Int64
@@ -20,7 +21,7 @@ struct ControllerAPI: Sendable {
         router.get("/health") { _, _ in Self.json(["status": "ok"]) }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(string: metrics.prometheusText)))
+                     body: .init(byteBuffer: ByteBuffer(string: metrics.prometheusText + fleet.metrics.prometheusText)))
         }
         router.post(RouterPath(stringLiteral: ReportProtocol.enrollPath)) { request, _ in
             try await enroll(request)
@@ -31,6 +32,10 @@ struct ControllerAPI: Sendable {
         router.post(RouterPath(stringLiteral: ReportProtocol.heartbeatPath)) { request, _ in
             try await heartbeat(request)
         }
+        router.post(RouterPath(stringLiteral: BlockListProtocol.path)) { request, _ in
+            try await poll(request)
+        }
+        addOperatorRoutes(to: router)
         return router
     }
 
@@ -73,6 +78,7 @@ struct ControllerAPI: Sendable {
             }
             metrics.add("accepted")
             metrics.add("events", events.count)
+            await fleet.correlation.observe(events, nowMillis: now)
             return Self.json(["stored": events.count])
         }
     }
@@ -81,34 +87,47 @@ struct ControllerAPI: Sendable {
         guard let body = try? await request.body.collect(upTo: ReportProtocol.maxHeartbeatBytes) else {
             return refuse(.init(status: 413, reason: "heartbeat larger than \(ReportProtocol.maxHeartbeatBytes) bytes", counter: "oversized"))
         }
+        let bytes = Array(body.readableBytesView)
+        let sensor: SensorRecord
+        switch try await authenticate(request, body: bytes, domain: SignedEnvelope.heartbeatDomain, what: "heartbeat") {
+        case .failure(let refusal): return refuse(refusal)
+        case .success(let s): sensor = s
+        }
+        let name = sensor.name
+        let timestamp = Self.headerLookup(request)(ReportProtocol.timestampHeader).flatMap { Int64($0) } ?? 0
+        let status = String(decoding: bytes, as: UTF8.self)
+        let version = ((try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any])?["version"] as? String ?? ""
+        guard try await store.heartbeat(sensor: name, timestampMillis: timestamp, version: String(version.prefix(64)),
+                                        status: status, now: clock() / 1000) else {
+            return refuse(.init(status: 409, reason: "heartbeat from \(name) is not newer than the last one", counter: "replayed"))
+        }
+        fleet.protected.update(sensor: name, status: status)
+        metrics.add("heartbeats")
+        return Self.json(["ok": true])
+    }
+
+    /// Checks a signed request without a sequence (heartbeat, block-list poll): a known,
+    /// unrevoked sensor, a signature under `domain` over the exact body, a fresh timestamp.
+    func authenticate(_ request: Request, body: [UInt8], domain: String, what: String) async throws -> Result<SensorRecord, Refusal> {
         let header = Self.headerLookup(request)
         guard let name = header(ReportProtocol.sensorHeader), let timestamp = header(ReportProtocol.timestampHeader).flatMap({ Int64($0) }),
               let digest = header(ReportProtocol.digestHeader).flatMap(Hex.decode),
               let signature = header(ReportProtocol.signatureHeader).flatMap(Hex.decode) else {
-            return refuse(.init(status: 400, reason: "heartbeat without envelope headers", counter: "malformed"))
+            return .failure(.init(status: 400, reason: "\(what) without envelope headers", counter: "malformed"))
         }
         guard let sensor = try await store.sensor(name) else {
-            return refuse(.init(status: 401, reason: "heartbeat from unknown sensor \(name)", counter: "unknown_sensor"))
+            return .failure(.init(status: 401, reason: "\(what) from unknown sensor \(name)", counter: "unknown_sensor"))
         }
-        guard !sensor.revoked else { return refuse(.init(status: 403, reason: "sensor \(name) is revoked", counter: "revoked")) }
-        let bytes = Array(body.readableBytesView)
+        guard !sensor.revoked else { return .failure(.init(status: 403, reason: "sensor \(name) is revoked", counter: "revoked")) }
         let env = SignedEnvelope(sensorID: name, sequence: 0, timestampMillis: timestamp, bodyDigest: digest, signature: signature)
         guard let key = try? Ed25519.PublicKey(raw: [UInt8](sensor.publicKey)),
-              (try? env.verify(body: bytes, key: key, domain: SignedEnvelope.heartbeatDomain)) != nil else {
-            return refuse(.init(status: 401, reason: "heartbeat from \(name): bad signature", counter: "bad_signature"))
+              (try? env.verify(body: body, key: key, domain: domain)) != nil else {
+            return .failure(.init(status: 401, reason: "\(what) from \(name): bad signature", counter: "bad_signature"))
         }
-        let now = clock()
-        guard abs(timestamp - now) <= ReportProtocol.timestampWindowMillis else {
-            return refuse(.init(status: 401, reason: "heartbeat from \(name): stale timestamp", counter: "stale"))
+        guard abs(timestamp - clock()) <= ReportProtocol.timestampWindowMillis else {
+            return .failure(.init(status: 401, reason: "\(what) from \(name): stale timestamp", counter: "stale"))
         }
-        let status = String(decoding: bytes, as: UTF8.self)
-        let version = ((try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any])?["version"] as? String ?? ""
-        guard try await store.heartbeat(sensor: name, timestampMillis: timestamp, version: String(version.prefix(64)),
-                                        status: status, now: now / 1000) else {
-            return refuse(.init(status: 409, reason: "heartbeat from \(name) is not newer than the last one", counter: "replayed"))
-        }
-        metrics.add("heartbeats")
-        return Self.json(["ok": true])
+        return .success(sensor)
     }
 
     /// Case-insensitive header lookup (HTTPFields stores canonical lower-case names).
@@ -119,13 +138,13 @@ struct ControllerAPI: Sendable {
         }
     }
 
-    struct Refusal {
+    struct Refusal: Error {
         var status: Int
         var reason: String
         var counter: String
     }
 
-    private func refuse(_ r: Refusal) -> Response {
+    func refuse(_ r: Refusal) -> Response {
         metrics.add("refused_" + r.counter)
         logger.warning("Batch refused (\(r.status)): \(r.reason)")
         return Self.json(["error": r.reason], status: HTTPResponse.Status(code: r.status))

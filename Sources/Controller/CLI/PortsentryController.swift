@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTLS
 import Logging
+import ServiceLifecycle
 import PortsentryShared
 
 let controllerVersion = "3.0.0-dev"
@@ -13,7 +14,7 @@ struct PortsentryController: AsyncParsableCommand {
         commandName: "portsentry-controller",
         abstract: "Portsentry fleet controller: enrolls sensors and stores their signed reports.",
         version: controllerVersion,
-        subcommands: [Init.self, Serve.self, Sensors.self, Events.self],
+        subcommands: [Init.self, Serve.self, Sensors.self, Events.self, Ban.self, Unban.self, Allow.self, Decisions.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -25,14 +26,14 @@ struct Failure: Error, CustomStringConvertible {
 }
 
 struct DataOptions: ParsableArguments {
-    @Option(name: .customLong("data"), help: "Data directory (database, TLS and signing keys).")
+    @Option(name: .customLong("data"), help: "Data directory (settings, database, TLS and signing keys).")
     var directory: String = "/var/lib/portsentry-controller"
 
     @Option(name: .customLong("postgres-host"), help: "Use PostgreSQL on this host instead of the embedded SQLite database.")
     var postgresHost: String?
-    @Option(name: .customLong("postgres-port")) var postgresPort = 5432
-    @Option(name: .customLong("postgres-user")) var postgresUser = "portsentry"
-    @Option(name: .customLong("postgres-database")) var postgresDatabase = "portsentry"
+    @Option(name: .customLong("postgres-port")) var postgresPort: Int?
+    @Option(name: .customLong("postgres-user")) var postgresUser: String?
+    @Option(name: .customLong("postgres-database")) var postgresDatabase: String?
     @Option(name: .customLong("postgres-password-file"), help: "File holding the PostgreSQL password.")
     var postgresPasswordFile: String?
 
@@ -40,21 +41,37 @@ struct DataOptions: ParsableArguments {
     var tlsKey: String { directory + "/tls.key" }
     var tlsCert: String { directory + "/tls.crt" }
     var signingKey: String { directory + "/signing.key" }
+    var configFile: String { directory + "/controller.conf" }
+    var operatorTokenFile: String { directory + "/operator.token" }
 
-    /// SQLite in the data directory, or PostgreSQL when --postgres-host is given (several
+    /// `controller.conf` with the command-line options on top.
+    func config() throws -> ControllerConfig {
+        var c: ControllerConfig
+        do { c = try ControllerConfig.load(configFile) } catch { throw Failure(error.description) }
+        if let postgresHost { c.postgresHost = postgresHost }
+        if let postgresPort { c.postgresPort = postgresPort }
+        if let postgresUser { c.postgresUser = postgresUser }
+        if let postgresDatabase { c.postgresDatabase = postgresDatabase }
+        if let postgresPasswordFile { c.postgresPasswordFile = postgresPasswordFile }
+        return c
+    }
+
+    /// SQLite in the data directory, or PostgreSQL when a host is configured (several
     /// controller replicas can then share one database).
     func store() async throws -> any ControllerStore {
-        if let host = postgresHost {
+        let c = try config()
+        if let host = c.postgresHost {
             var password: String? = nil
-            if let file = postgresPasswordFile {
+            if let file = c.postgresPasswordFile {
                 guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw Failure("cannot read \(file)") }
                 password = text.trimmingCharacters(in: .whitespacesAndNewlines)
             }
             do {
-                return try await PostgresStore(.init(host: host, port: postgresPort, user: postgresUser, password: password,
-                                                     database: postgresDatabase), logger: Logger(label: "portsentry-controller"))
+                return try await PostgresStore(.init(host: host, port: c.postgresPort, user: c.postgresUser, password: password,
+                                                     database: c.postgresDatabase, tls: c.postgresTLS, caFile: c.postgresCAFile),
+                                               logger: Logger(label: "portsentry-controller"))
             } catch {
-                throw Failure("PostgreSQL at \(host):\(postgresPort)/\(postgresDatabase): \(String(reflecting: error))")
+                throw Failure("PostgreSQL at \(host):\(c.postgresPort)/\(c.postgresDatabase): \(String(reflecting: error))")
             }
         }
         guard FileManager.default.fileExists(atPath: database) else {
@@ -69,6 +86,21 @@ struct DataOptions: ParsableArguments {
             throw Failure("\(signingKey): missing or not a hex Ed25519 key (run init)")
         }
         return try Ed25519.PrivateKey(raw: raw)
+    }
+
+    func operatorToken() -> String? {
+        (try? String(contentsOfFile: operatorTokenFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The decision engine as the CLI uses it: same checks as the service.
+    func engine() async throws -> (any ControllerStore, DecisionEngine) {
+        let store = try await store()
+        let policy = try config().policy
+        let protected = ProtectedRegistry(configured: policy.protected)
+        for s in try await store.sensors() where !s.revoked { protected.update(sensor: s.name, status: s.status) }
+        var logger = Logger(label: "portsentry-controller")
+        logger.logLevel = .warning
+        return (store, DecisionEngine(store: store, policy: policy, protected: protected, logger: logger, published: nil))
     }
 }
 
@@ -97,7 +129,13 @@ struct Init: ParsableCommand {
         let key = try Ed25519.PrivateKey.generate()
         _ = fm.createFile(atPath: data.signingKey, contents: Data(Hex.encode(key.raw).utf8), attributes: [.posixPermissions: 0o600])
         _ = try SQLiteStore(path: data.database)
+        _ = fm.createFile(atPath: data.configFile, contents: Data((ControllerConfig.documented + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        var random = SystemRandomNumberGenerator()
+        let token = Hex.encode((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &random) })
+        _ = fm.createFile(atPath: data.operatorTokenFile, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
         print("initialised \(data.directory)")
+        print("  settings: \(data.configFile)")
+        print("  operator API token: \(data.operatorTokenFile)")
         print("  TLS certificate: \(data.tlsCert) (\(san))")
         print("  block-list signing key: \(Hex.encode(try key.publicKey.raw))")
     }
@@ -106,8 +144,8 @@ struct Init: ParsableCommand {
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the HTTPS service (the default command).")
     @OptionGroup var data: DataOptions
-    @Option(name: .customLong("listen"), help: "Address to listen on.") var host = "0.0.0.0"
-    @Option(name: .customLong("port"), help: "TCP port.") var port = 8443
+    @Option(name: .customLong("listen"), help: "Address to listen on (LISTEN).") var host: String?
+    @Option(name: .customLong("port"), help: "TCP port (PORT).") var port: Int?
 
     func run() async throws {
         let logger = { () -> Logger in
@@ -115,6 +153,7 @@ struct Serve: AsyncParsableCommand {
             l.logLevel = .info
             return l
         }()
+        let config = try data.config()
         let store = try await data.store()
         let signing = try data.loadSigningKey()
         let chain: [NIOSSLCertificate]
@@ -127,15 +166,22 @@ struct Serve: AsyncParsableCommand {
         }
         let tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
                                                            privateKey: .privateKey(privateKey))
-        let api = ControllerAPI(store: store, metrics: IngestMetrics(), signingKey: try signing.publicKey, logger: logger,
+        let token = data.operatorToken()
+        let fleet = try await FleetServices.make(store: store, signing: signing, policy: config.policy, operatorToken: token,
+                                                 logger: logger)
+        let api = ControllerAPI(store: store, metrics: IngestMetrics(), signingKey: try signing.publicKey, fleet: fleet, logger: logger,
                                 clock: { Int64(Date().timeIntervalSince1970 * 1000) })
+        let address = host ?? config.listen, tcpPort = port ?? config.port
         let app = Application(router: api.router(), server: try .tls(.http1(), tlsConfiguration: tls),
-                              configuration: .init(address: .hostname(host, port: port)),
+                              configuration: .init(address: .hostname(address, port: tcpPort)),
                               onServerRunning: { channel in
                                   logger.notice("portsentry-controller \(controllerVersion) listening on \(channel.localAddress?.description ?? "?")")
                               },
                               logger: logger)
-        try await app.runService()
+        if token == nil { logger.warning("No \(data.operatorTokenFile): the operator API is disabled") }
+        let group = ServiceGroup(configuration: .init(services: [.init(service: app), .init(service: FleetFollower(fleet: fleet))],
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 }
 
@@ -218,6 +264,96 @@ struct Events: AsyncParsableCommand {
                 print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
             } else {
                 print("\(e.sensor)\t\(e.source) -> \(e.destination) \(e.proto)/\(e.port)\t\(e.type)")
+            }
+        }
+    }
+}
+
+/// Parses an address or prefix argument with a clear error.
+func parseScope(_ text: String) throws -> IPPrefix {
+    do { return try IPPrefix(parsing: text) } catch { throw ValidationError("\(text): \(error.description)") }
+}
+
+struct Ban: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Block an address or prefix on every sensor.")
+    @OptionGroup var data: DataOptions
+    @Argument(help: "Address or prefix (192.0.2.7, 198.51.100.0/24, 2001:db8::/64).") var scope: String
+    @Option(name: .customLong("duration"), help: "Seconds (0: until unbanned). Default: the policy's, with escalation.")
+    var duration: Int64?
+    @Option(name: .customLong("reason")) var reason = "manual ban"
+
+    func run() async throws {
+        let prefix = try parseScope(scope)
+        if let duration, duration < 0 { throw ValidationError("--duration must be 0 or more seconds") }
+        let (_, engine) = try await data.engine()
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        switch try await engine.decide(scope: prefix, origin: .manual, reason: reason, duration: duration, nowMillis: now) {
+        case .decided(let d, let revision):
+            print("banned \(prefix) \(d.expires == 0 ? "until unbanned" : "until \(d.expires) (\(d.expires - now / 1000) s)") [decision \(d.id ?? 0), revision \(revision)]")
+        case .alreadyCovered(let d): print("\(prefix) is already covered by decision \(d.id ?? 0) on \(d.scope)")
+        case .protected(let why): throw Failure("refused: \(why)")
+        case .allowlisted(let why): throw Failure("refused: \(why)")
+        }
+    }
+}
+
+struct Unban: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Lift every decision overlapping an address or prefix.")
+    @OptionGroup var data: DataOptions
+    @Argument var scope: String
+
+    func run() async throws {
+        let prefix = try parseScope(scope)
+        let (_, engine) = try await data.engine()
+        let n = try await engine.unban(scope: prefix, nowMillis: Int64(Date().timeIntervalSince1970 * 1000))
+        print(n == 0 ? "no active decision overlaps \(prefix)" : "lifted \(n) decision(s) overlapping \(prefix)")
+    }
+}
+
+struct Allow: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Allowlist an address or prefix: never blocked fleet-wide; decisions on it are lifted at once.")
+    @OptionGroup var data: DataOptions
+    @Argument var scope: String
+    @Option(name: .customLong("duration"), help: "Seconds (0: until removed).") var duration: Int64 = 0
+    @Option(name: .customLong("reason")) var reason = "allowlisted by an operator"
+    @Flag(name: .customLong("remove"), help: "Remove the allowlist entry instead.") var remove = false
+
+    func run() async throws {
+        let prefix = try parseScope(scope)
+        let (store, engine) = try await data.engine()
+        if remove {
+            guard try await store.removeAllow(scope: prefix.description) else { throw Failure("\(prefix) is not allowlisted") }
+            print("removed \(prefix) from the allowlist")
+            return
+        }
+        guard duration >= 0 else { throw ValidationError("--duration must be 0 or more seconds") }
+        let n = try await engine.allow(scope: prefix, seconds: duration, reason: reason, nowMillis: Int64(Date().timeIntervalSince1970 * 1000))
+        print("allowlisted \(prefix)\(n > 0 ? "; lifted \(n) decision(s)" : "")")
+    }
+}
+
+struct Decisions: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Fleet-wide decisions.", subcommands: [List.self], defaultSubcommand: List.self)
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Decisions in force (--all: the newest 1000, any state).")
+        @OptionGroup var data: DataOptions
+        @Flag(name: .customLong("all")) var all = false
+        @Flag(name: .customLong("json")) var json = false
+
+        func run() async throws {
+            let store = try await data.store()
+            let now = Int64(Date().timeIntervalSince1970)
+            let list = all ? try await store.recentDecisions(limit: 1000) : try await store.activeDecisions(now: now)
+            for d in list {
+                if json {
+                    let out = try JSONSerialization.data(withJSONObject: ControllerAPI.decisionObject(d), options: [.sortedKeys])
+                    print(String(decoding: out, as: UTF8.self))
+                } else {
+                    let until = d.expires == 0 ? "until unbanned" : (d.expires > now ? "\(d.expires - now)s left" : "expired")
+                    print("\(d.id ?? 0)\t\(d.scope)\t\(d.origin)\t\(d.revoked ? "lifted" : until)\toffence \(d.offense)\t\(d.reason)")
+                }
             }
         }
     }

@@ -16,6 +16,11 @@ struct SensorRecord: Codable, FetchableRecord, PersistableRecord, Equatable, Sen
     /// Newest heartbeat time stamp (ms) and its status object (JSON text).
     var lastHeartbeat: Int64 = 0
     var status: String = ""
+    /// The block-list revision the sensor last reported as applied, the digest of what its
+    /// kernel held, and when (ms).
+    var appliedRevision: Int64 = 0
+    var appliedDigest: String = ""
+    var appliedAt: Int64 = 0
 }
 
 /// One accepted detection as stored.
@@ -37,7 +42,7 @@ struct EventRecord: Codable, FetchableRecord, PersistableRecord, Equatable, Send
 
 /// The controller's storage, behind one small interface so SQLite (embedded, the default)
 /// and PostgreSQL (several replicas on one database) can both serve it.
-protocol ControllerStore: Sendable {
+protocol ControllerStore: DecisionStore {
     func addEnrollment(tokenHash: Data, sensor: String, expires: Int64) async throws
     /// Consumes a one-time token and registers the sensor's key. Nil if the token is unknown,
     /// used or expired.
@@ -62,6 +67,8 @@ final class SQLiteStore: ControllerStore {
 
     init(path: String) throws {
         var config = Configuration()
+        // The CLI (ban, allow, sensors add) writes while the service runs.
+        config.busyMode = .timeout(10)
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA journal_mode = WAL")
             try db.execute(sql: "PRAGMA synchronous = FULL")
@@ -126,6 +133,7 @@ final class SQLiteStore: ControllerStore {
                 CREATE INDEX events_on_receivedAt ON events (receivedAt);
                 """)
         }
+        registerDecisionMigrations(&m)
         return m
     }
 

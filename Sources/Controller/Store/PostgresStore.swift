@@ -1,14 +1,15 @@
 import Foundation
 import Logging
+import HummingbirdTLS
 import PostgresNIO
 
 /// PostgreSQL through postgres-nio, for several controller replicas on one database. The
 /// same interface and the same tests as the SQLite store; a batch and its sequence update
 /// commit in one transaction with the sensor's row locked.
 final class PostgresStore: ControllerStore {
-    private let client: PostgresClient
+    let client: PostgresClient
     private let runner: Task<Void, Never>
-    private let logger: Logger
+    let logger: Logger
 
     struct Settings: Sendable {
         var host = "127.0.0.1"
@@ -16,13 +17,16 @@ final class PostgresStore: ControllerStore {
         var user = "portsentry"
         var password: String? = nil
         var database = "portsentry"
+        /// Require TLS, verified against `caFile` (or the system CAs).
+        var tls = false
+        var caFile: String? = nil
         /// Tables live in this schema (tests use one schema each).
         var schema = "public"
     }
 
     init(_ s: Settings, logger: Logger) async throws {
         var config = PostgresClient.Configuration(host: s.host, port: s.port, username: s.user, password: s.password,
-                                                  database: s.database, tls: .disable)
+                                                  database: s.database, tls: try Self.tls(s))
         config.options.additionalStartupParameters = [("search_path", s.schema)]
         let client = PostgresClient(configuration: config, backgroundLogger: logger)
         self.client = client
@@ -32,6 +36,13 @@ final class PostgresStore: ControllerStore {
     }
 
     deinit { runner.cancel() }
+
+    private static func tls(_ s: Settings) throws -> PostgresClient.Configuration.TLS {
+        guard s.tls else { return .disable }
+        var t = TLSConfiguration.makeClientConfiguration()
+        if let ca = s.caFile { t.trustRoots = .file(ca) }
+        return .require(t)
+    }
 
     private func migrate(schema: String) async throws {
         let quoted = "\"" + schema.replacingOccurrences(of: "\"", with: "") + "\""
@@ -49,7 +60,7 @@ final class PostgresStore: ControllerStore {
                 blocked boolean, received_at bigint NOT NULL)
             """,
             "CREATE INDEX IF NOT EXISTS events_received ON events (received_at)",
-        ] {
+        ] + Self.decisionSchema {
             try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger)
         }
     }
@@ -82,13 +93,14 @@ final class PostgresStore: ControllerStore {
 
     private func sensors(where name: String?) async throws -> [SensorRecord] {
         let rows = name.map { n -> PostgresQuery in
-            "SELECT name, public_key, enrolled_at, revoked, last_sequence, last_seen, version, last_heartbeat, status FROM sensors WHERE name = \(n)"
-        } ?? "SELECT name, public_key, enrolled_at, revoked, last_sequence, last_seen, version, last_heartbeat, status FROM sensors ORDER BY name"
+            "SELECT name, public_key, enrolled_at, revoked, last_sequence, last_seen, version, last_heartbeat, status, applied_revision, applied_digest, applied_at FROM sensors WHERE name = \(n)"
+        } ?? "SELECT name, public_key, enrolled_at, revoked, last_sequence, last_seen, version, last_heartbeat, status, applied_revision, applied_digest, applied_at FROM sensors ORDER BY name"
         var out: [SensorRecord] = []
-        for try await (n, key, enrolled, revoked, seq, seen, version, beat, status)
-            in try await client.query(rows, logger: logger).decode((String, Data, Int64, Bool, Int64, Int64, String, Int64, String).self) {
+        for try await (n, key, enrolled, revoked, seq, seen, version, beat, status, applied, digest, appliedAt)
+            in try await client.query(rows, logger: logger).decode((String, Data, Int64, Bool, Int64, Int64, String, Int64, String, Int64, String, Int64).self) {
             out.append(SensorRecord(name: n, publicKey: key, enrolledAt: enrolled, revoked: revoked, lastSequence: seq,
-                                    lastSeen: seen, version: version, lastHeartbeat: beat, status: status))
+                                    lastSeen: seen, version: version, lastHeartbeat: beat, status: status,
+                                    appliedRevision: applied, appliedDigest: digest, appliedAt: appliedAt))
         }
         return out
     }

@@ -1,4 +1,5 @@
 import CLinux
+import Foundation
 import Logging
 import PortsentryShared
 #if canImport(Glibc)
@@ -14,6 +15,8 @@ final class SensorDaemon {
     static let batchSize = 1024
     /// Poll timeout: the longest a timer (socket refresh, summaries) can be late.
     static let pollMillis: Int32 = 250
+    /// Poll timeout while events wait for the controller: they go out within `Uplink.maxAgeNanos`.
+    static let uplinkPollMillis: Int32 = 20
     /// Pause after a wake-up that found only a few packets (see the loop).
     static let coalesceMicros: UInt32 = 1000
     /// Listener snapshot age before it is re-read (Portsentry bind()s once per packet).
@@ -42,6 +45,10 @@ final class SensorDaemon {
     private var alerts: AlertSender? = nil
     /// Reports to the controller, when the sensor is enrolled.
     private var uplink: Uplink? = nil
+    /// Enforces the controller's fleet-wide block list, when the sensor is enrolled.
+    private var fleet: FleetSubscription? = nil
+    /// The controller's address, when its URL names one: never blocked here.
+    private var controllerAddress: IPAddress? = nil
     private let started = Clock.monotonic()
     private var filterAddresses: [IPAddress] = []
     private var filterAnyListenersTCP = PortSet()
@@ -79,6 +86,11 @@ final class SensorDaemon {
                 uplink = try Uplink(enrollment: enrollment, key: key, stateDir: config.stateDir,
                                     maxSpoolBytes: config.spoolMaxMB << 20)
                 logger.notice("Reporting to the controller at \(enrollment.url) as \(enrollment.sensor)")
+                fleet = try FleetSubscription(enrollment: enrollment, key: key, firewall: try FirewallFactory.makeFleet(config),
+                                              stateDir: config.stateDir)
+                controllerAddress = URLComponents(string: enrollment.url)?.host.flatMap {
+                    IPAddress($0.trimmingCharacters(in: CharacterSet(charactersIn: "[]")))
+                }
             }
         } catch {
             throw TextFile.Failure(description: "controller enrollment in \(config.stateDir): \(error)")
@@ -113,6 +125,8 @@ final class SensorDaemon {
         }
         restoreBlocks()
         responder.refreshProtected()
+        publishProtected()
+        fleet?.start()
         do { control = try ControlServer(path: config.controlSocket) } catch {
             logger.error("Control socket unavailable (portsentry blocks/status will not work): \(error.description)")
         }
@@ -141,7 +155,8 @@ final class SensorDaemon {
                 usleep(Self.coalesceMicros)
             }
             var fds = pollSet()
-            let ready = poll(&fds, nfds_t(fds.count), busy || packets > 0 ? 0 : Self.pollMillis)
+            let timeout = busy || packets > 0 ? 0 : (uplink?.hasPending == true ? Self.uplinkPollMillis : Self.pollMillis)
+            let ready = poll(&fds, nfds_t(fds.count), timeout)
             if ready > 0 {
                 for pfd in fds where pfd.revents != 0 {
                     if pfd.fd == signals.fd { handleSignals() }
@@ -170,6 +185,7 @@ final class SensorDaemon {
             if now - lastProtected >= Self.protectedRefresh {
                 lastProtected = now
                 responder.refreshProtected()
+                publishProtected()
             }
             if now - lastHousekeeping >= Self.housekeeping {
                 lastHousekeeping = now
@@ -194,6 +210,7 @@ final class SensorDaemon {
             }
         }
         uplink?.stop()
+        fleet?.stop()
         alerts?.flush(waitSeconds: 5)
         alerts?.stop()
         saveBlocks()
@@ -304,7 +321,22 @@ final class SensorDaemon {
             "events_written": .int(Int64(reporter.limiter.written)),
             "events_suppressed": .int(Int64(reporter.limiter.total.total)),
             "blocks": .int(Int64(responder.blocks.count)), "breaker_open": .bool(responder.breakerOpen),
+            "protected": .array(protectedAddresses().map { .string($0.description) }),
+            "blocklist_revision": .int(fleet?.status.revision ?? 0),
+            "blocklist_entries": .int(Int64(fleet?.status.entries ?? 0)),
         ])
+    }
+
+    /// Gateways, resolvers and the controller: never blocked here, and reported so the
+    /// controller never blocks them fleet-wide.
+    private func protectedAddresses() -> [IPAddress] {
+        var list = responder.protected.all.map(\.0)
+        if let controllerAddress { list.append(controllerAddress) }
+        return list
+    }
+
+    private func publishProtected() {
+        fleet?.setProtected(protectedAddresses() + filterAddresses)
     }
 
     // MARK: control socket

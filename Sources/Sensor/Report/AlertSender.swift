@@ -182,7 +182,7 @@ enum CurlTransfer {
     /// (`sha256//BASE64`) if given also fixes its public key. Returns the reply, or the
     /// transport error (nothing was received).
     static func post(url: String, body: [UInt8], headers: [String], caFile: String?, pin: String?,
-                     timeout: Int) -> Result<Reply, TransferError> {
+                     timeout: Int, limit: Int = 1 << 20) -> Result<Reply, TransferError> {
         guard let curl = curl_easy_init() else { return .failure(TransferError(description: "libcurl: cannot create a handle")) }
         defer { curl_easy_cleanup(curl) }
         var list: UnsafeMutablePointer<curl_slist>? = nil
@@ -197,7 +197,7 @@ enum CurlTransfer {
             _ = ccurl_setopt_pointer(curl, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: p.baseAddress))
         }
         if let pin { ccurl_setopt_string(curl, CURLOPT_PINNEDPUBLICKEY, pin) }
-        let sink = Sink(limit: 1 << 20)
+        let sink = Sink(limit: limit)
         let context = Unmanaged.passRetained(sink)
         defer { context.release() }
         ccurl_setopt_writefunction(curl, collect)

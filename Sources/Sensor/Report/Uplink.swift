@@ -10,8 +10,9 @@ import PortsentryShared
 final class Uplink: @unchecked Sendable {
     /// Events per batch at most (well under the controller's limit).
     static let maxEvents = 500
-    /// A batch is sealed after this long even if small: reports arrive within about a second.
-    static let maxAgeNanos: Int64 = 1 * nanosPerSecond
+    /// A batch is sealed after this long even if small: the controller's cross-host decisions
+    /// wait on it (the fleet's time-to-enforce target is well under a second).
+    static let maxAgeNanos: Int64 = 50 * 1_000_000
     /// Retry delays double from the first to the last.
     static let backoffFirst = 0.5
     static let backoffMax = 30.0
@@ -70,6 +71,9 @@ final class Uplink: @unchecked Sendable {
         condition.broadcast()
         condition.unlock()
     }
+
+    /// Events waiting to be sealed (the daemon then polls with a short timeout).
+    var hasPending: Bool { !pending.isEmpty }
 
     func tick(now: Int64) {
         if !pending.isEmpty, now - oldest >= Self.maxAgeNanos { seal() }

@@ -20,6 +20,15 @@ protocol FirewallBackend: AnyObject {
     func removeAll() throws(FirewallError)
 }
 
+/// Whose blocks a backend instance holds: the sensor's own, or the controller's fleet-wide
+/// list. Each has its own kernel sets.
+enum BlockListKind: Sendable {
+    case local, fleet
+
+    var setStem: String { self == .local ? "blocked" : "fleet" }
+    var setNames: [String] { ["4", "6", "4_nets", "6_nets"].map { setStem + $0 } }
+}
+
 struct FirewallError: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }

@@ -8,4 +8,10 @@ enum FirewallFactory {
         case .none, .auto: return nil
         }
     }
+
+    /// Where the controller's fleet-wide list goes: its own nftables sets (dry-run logs only).
+    static func makeFleet(_ config: SensorConfig) throws(FirewallError) -> any FirewallBackend {
+        if config.dryRun { return DryRunFirewall() }
+        return try NftablesFirewall(list: .fleet)
+    }
 }

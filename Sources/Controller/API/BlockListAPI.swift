@@ -1,0 +1,72 @@
+import Foundation
+import Hummingbird
+import PortsentryShared
+
+/// `POST /v1/blocklist`: a sensor's signed long poll. The body says which revision the sensor
+/// holds, when it applied it, and the digest of what its kernel holds. The answer is an
+/// update at once when the sensor is behind, a snapshot when its kernel has drifted from the
+/// list, otherwise the next change, or 304 after the wait.
+extension ControllerAPI {
+    /// A poll body is a few numbers and a digest.
+    static let maxPollBytes = 4096
+
+    func poll(_ request: Request) async throws -> Response {
+        guard let bytes = try? await request.body.collect(upTo: Self.maxPollBytes) else {
+            return refuse(.init(status: 413, reason: "block-list poll larger than \(Self.maxPollBytes) bytes", counter: "oversized"))
+        }
+        let body = Array(bytes.readableBytesView)
+        let sensor: SensorRecord
+        switch try await authenticate(request, body: body, domain: BlockListProtocol.pollDomain, what: "block-list poll") {
+        case .failure(let refusal): return refuse(refusal)
+        case .success(let s): sensor = s
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+              let held = (object["revision"] as? NSNumber)?.int64Value, held >= 0,
+              let digest = object["digest"] as? String, digest.utf8.count <= 64 else {
+            return refuse(.init(status: 400, reason: "block-list poll from \(sensor.name): expected {\"revision\", \"digest\"}",
+                                counter: "malformed"))
+        }
+        let appliedAt = (object["applied_ms"] as? NSNumber)?.int64Value ?? 0
+        let wait = min(max((object["wait"] as? NSNumber)?.doubleValue ?? Double(BlockListProtocol.maxWaitSeconds), 0),
+                       Double(BlockListProtocol.maxWaitSeconds))
+        try await noteApplied(sensor: sensor.name, revision: held, digest: digest, appliedAt: appliedAt)
+
+        var now = clock()
+        let current = await fleet.hub.current
+        fleet.metrics.setLag(sensor: sensor.name, revisions: max(0, current - held))
+        let expected = try await fleet.lists.digest(revision: current, nowMillis: now)
+        if held >= current, digest == expected {
+            await fleet.hub.wait(after: current, seconds: wait)
+            let next = await fleet.hub.current
+            // Shutting down: the sensor backs off and comes back to the next controller.
+            if await fleet.hub.closed { return Self.json(["error": "shutting down"], status: .serviceUnavailable) }
+            guard next > current else { return Response(status: .notModified) }
+            now = clock()
+            return try await send(fleet.lists.update(from: held, to: next, nowMillis: now))
+        }
+        if held == current {
+            fleet.metrics.add("resync")
+            logger.warning("Sensor \(sensor.name) holds revision \(held) but its kernel differs from the list (digest \(digest.prefix(12))… ≠ \(expected.prefix(12))…): sending a snapshot")
+            return try await send((fleet.lists.snapshot(revision: current, nowMillis: now), true))
+        }
+        return try await send(fleet.lists.update(from: held, to: current, nowMillis: now))
+    }
+
+    private func send(_ update: (bytes: [UInt8], snapshot: Bool)?) -> Response {
+        guard let update else { return Response(status: .notModified) }
+        return Response(status: .ok, headers: [.contentType: "application/octet-stream"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: update.bytes)))
+    }
+
+    /// Records what a sensor reports it applied, and how long that took from the decision.
+    private func noteApplied(sensor: String, revision: Int64, digest: String, appliedAt: Int64) async throws {
+        let previous = fleet.applied.get(sensor)
+        guard previous.map({ $0.revision != revision || $0.digest != digest }) ?? true else { return }
+        fleet.applied.set(sensor, (revision, digest))
+        try await store.recordApplied(sensor: sensor, revision: revision, digest: digest, atMs: appliedAt)
+        if let previous, revision > previous.revision, appliedAt > 0, let created = try await store.revisionTime(revision),
+           appliedAt >= created {
+            fleet.metrics.observeEnforcement(seconds: Double(appliedAt - created) / 1000)
+        }
+    }
+}

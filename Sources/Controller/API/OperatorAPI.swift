@@ -1,0 +1,145 @@
+import Foundation
+import Hummingbird
+import PortsentryShared
+
+/// The operator's JSON API, behind a bearer token (`operator.token` in the data directory):
+/// sensors, events, decisions (ban, unban), the allowlist, and the fleet's distribution
+/// state. The CLI offers the same through the database.
+extension ControllerAPI {
+    /// Operator request bodies are small JSON objects.
+    static let maxOperatorBytes = 16 << 10
+
+    func addOperatorRoutes(to router: Router<BasicRequestContext>) {
+        router.get("/v1/sensors") { request, _ in try await authorized(request) { Self.json(try await sensorsJSON()) } }
+        router.get("/v1/events") { request, _ in
+            try await authorized(request) {
+                let since = request.uri.queryParameters.get("since", as: Int64.self)
+                let limit = min(request.uri.queryParameters.get("limit", as: Int.self) ?? 1000, 100_000)
+                let from = since.map { clock() - $0 * 1000 } ?? 0
+                return try await Self.json(["events": store.events(since: from, limit: limit).map(Self.eventObject)])
+            }
+        }
+        router.get("/v1/decisions") { request, _ in
+            try await authorized(request) {
+                let all = request.uri.queryParameters.get("all") != nil
+                let list = all ? try await store.recentDecisions(limit: 1000) : try await store.activeDecisions(now: clock() / 1000)
+                return Self.json(["decisions": list.map(Self.decisionObject)])
+            }
+        }
+        router.post("/v1/decisions") { request, _ in
+            try await authorized(request) {
+                guard let (scope, seconds, reason) = try await scopeRequest(request) else {
+                    return Self.json(["error": "expected {\"scope\": ADDRESS or PREFIX, \"duration\": seconds (0 = until unbanned), \"reason\"}"],
+                                     status: .badRequest)
+                }
+                switch try await fleet.engine.decide(scope: scope, origin: .manual, reason: reason ?? "manual ban", duration: seconds,
+                                                     nowMillis: clock()) {
+                case .decided(let d, let revision):
+                    fleet.metrics.add("decided_manual")
+                    return Self.json(["decision": Self.decisionObject(d), "revision": revision])
+                case .alreadyCovered(let d): return Self.json(["decision": Self.decisionObject(d), "already_covered": true])
+                case .protected(let why): return Self.json(["error": why], status: .conflict)
+                case .allowlisted(let why): return Self.json(["error": why], status: .conflict)
+                }
+            }
+        }
+        router.delete("/v1/decisions") { request, _ in
+            try await authorized(request) {
+                guard let text = request.uri.queryParameters.get("scope"), let scope = try? IPPrefix(parsing: text) else {
+                    return Self.json(["error": "expected ?scope=ADDRESS or PREFIX"], status: .badRequest)
+                }
+                return Self.json(["lifted": try await fleet.engine.unban(scope: scope, nowMillis: clock())])
+            }
+        }
+        router.get("/v1/allowlist") { request, _ in
+            try await authorized(request) {
+                Self.json(["allowlist": try await store.allows(now: clock() / 1000).map {
+                    ["scope": $0.scope, "reason": $0.reason, "created_ms": $0.createdMs, "expires": $0.expires] as [String: Any]
+                }])
+            }
+        }
+        router.post("/v1/allowlist") { request, _ in
+            try await authorized(request) {
+                guard let (scope, seconds, reason) = try await scopeRequest(request) else {
+                    return Self.json(["error": "expected {\"scope\", \"duration\" (0 = until removed), \"reason\"}"], status: .badRequest)
+                }
+                let lifted = try await fleet.engine.allow(scope: scope, seconds: seconds ?? 0, reason: reason ?? "allowlisted",
+                                                          nowMillis: clock())
+                return Self.json(["allowlisted": scope.description, "lifted": lifted])
+            }
+        }
+        router.delete("/v1/allowlist") { request, _ in
+            try await authorized(request) {
+                guard let text = request.uri.queryParameters.get("scope"), let scope = try? IPPrefix(parsing: text) else {
+                    return Self.json(["error": "expected ?scope=ADDRESS or PREFIX"], status: .badRequest)
+                }
+                return Self.json(["removed": try await store.removeAllow(scope: scope.description)])
+            }
+        }
+        router.get("/v1/fleet") { request, _ in
+            try await authorized(request) {
+                let samples = fleet.metrics.samples.sorted()
+                func pct(_ q: Double) -> Any { samples.isEmpty ? NSNull() : samples[min(samples.count - 1, Int(q * Double(samples.count)))] }
+                return Self.json([
+                    "revision": await fleet.hub.current,
+                    "time_to_enforce_seconds": ["count": samples.count, "p50": pct(0.5), "p99": pct(0.99)],
+                    "tracked_sources": await fleet.correlation.trackedSources,
+                    "sensors": try await sensorsJSON()["sensors"] ?? [],
+                ])
+            }
+        }
+    }
+
+    private func authorized(_ request: Request, _ body: () async throws -> Response) async throws -> Response {
+        guard let token = fleet.operatorToken else {
+            return Self.json(["error": "the operator API is disabled (no operator.token in the data directory)"], status: .forbidden)
+        }
+        let given = Self.headerLookup(request)("Authorization") ?? ""
+        guard Self.constantTimeEqual(Array(given.utf8), Array("Bearer \(token)".utf8)) else {
+            metrics.add("refused_operator")
+            return Self.json(["error": "missing or wrong bearer token"], status: .unauthorized)
+        }
+        return try await body()
+    }
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var diff: UInt8 = 0
+        for i in 0..<a.count { diff |= a[i] ^ b[i] }
+        return diff == 0
+    }
+
+    private func scopeRequest(_ request: Request) async throws -> (IPPrefix, Int64?, String?)? {
+        guard let bytes = try? await request.body.collect(upTo: Self.maxOperatorBytes),
+              let object = try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView)) as? [String: Any],
+              let text = object["scope"] as? String, let scope = try? IPPrefix(parsing: text) else { return nil }
+        let seconds = (object["duration"] as? NSNumber)?.int64Value
+        if let seconds, seconds < 0 { return nil }
+        return (scope, seconds, object["reason"] as? String)
+    }
+
+    private func sensorsJSON() async throws -> [String: Any] {
+        let now = clock() / 1000
+        let current = await fleet.hub.current
+        return ["sensors": try await store.sensors().map { s -> [String: Any] in
+            var o: [String: Any] = ["name": s.name, "revoked": s.revoked, "last_sequence": s.lastSequence, "last_seen": s.lastSeen,
+                                    "lag_seconds": now - s.lastSeen, "version": s.version,
+                                    "blocklist": ["applied_revision": s.appliedRevision, "revision_lag": max(0, current - s.appliedRevision),
+                                                  "digest": s.appliedDigest, "applied_ms": s.appliedAt]]
+            if let status = try? JSONSerialization.jsonObject(with: Data(s.status.utf8)) { o["status"] = status }
+            return o
+        }]
+    }
+
+    static func eventObject(_ e: EventRecord) -> [String: Any] {
+        ["id": e.id, "sensor": e.sensor, "time_ns": e.timeNs, "source": e.source, "destination": e.destination,
+         "protocol": e.proto, "port": e.port, "type": e.type, "evidence": e.evidence, "received_ms": e.receivedAt,
+         "blocked": e.blocked.map { $0 as Any } ?? NSNull()]
+    }
+
+    static func decisionObject(_ d: DecisionRecord) -> [String: Any] {
+        ["id": d.id ?? 0, "scope": d.scope, "origin": d.origin, "reason": d.reason, "created_ms": d.createdMs,
+         "expires": d.expires, "revoked": d.revoked, "offense": d.offense,
+         "events": (try? JSONSerialization.jsonObject(with: Data(d.events.utf8))) ?? []]
+    }
+}

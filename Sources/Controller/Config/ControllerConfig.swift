@@ -1,0 +1,195 @@
+import Foundation
+import PortsentryShared
+
+/// The controller's settings: `controller.conf` in the data directory (written with every
+/// default by `init`), `KEY = value` lines, `#` comments. Unknown keys and bad values are
+/// errors that name the file and line. Command-line options override the file.
+struct ControllerConfig: Equatable, Sendable {
+    // Service
+    var listen = "0.0.0.0"
+    var port = 8443
+    // Storage (PostgreSQL when POSTGRES_HOST is set; SQLite in the data directory otherwise)
+    var postgresHost: String? = nil
+    var postgresPort = 5432
+    var postgresUser = "portsentry"
+    var postgresDatabase = "portsentry"
+    var postgresPasswordFile: String? = nil
+    var postgresTLS = false
+    var postgresCAFile: String? = nil
+
+    var policy = CorrelationPolicy()
+
+    /// Files larger than this are not a controller config.
+    static let maxBytes = 1 << 20
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static func load(_ path: String) throws(Failure) -> ControllerConfig {
+        guard FileManager.default.fileExists(atPath: path) else { return ControllerConfig() }
+        var st = stat()
+        guard stat(path, &st) == 0, st.st_size <= maxBytes, let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw Failure(description: "\(path): unreadable, not UTF-8, or larger than \(maxBytes) bytes")
+        }
+        return try parse(text, file: path)
+    }
+
+    static func parse(_ text: String, file: String) throws(Failure) -> ControllerConfig {
+        var c = ControllerConfig()
+        for (index, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            let at = "\(file):\(index + 1)"
+            guard let eq = trimmed.firstIndex(of: "=") else { throw Failure(description: "\(at): expected KEY = value") }
+            let key = trimmed[..<eq].trimmingCharacters(in: .whitespaces).uppercased()
+            var value = trimmed[trimmed.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
+            do { try c.set(key, value) } catch { throw Failure(description: "\(at): \(key): \(error.description)") }
+        }
+        try c.policy.validate(file: file)
+        return c
+    }
+
+    private mutating func set(_ key: String, _ value: String) throws(Failure) {
+        func int(_ range: ClosedRange<Int>) throws(Failure) -> Int {
+            guard let n = Int(value), range.contains(n) else { throw Failure(description: "expected a whole number in \(range), got \"\(value)\"") }
+            return n
+        }
+        func seconds() throws(Failure) -> Int64 {
+            guard let s = Self.duration(value), s >= 0 else {
+                throw Failure(description: "expected a duration such as 600, 10m, 1h, 7d; got \"\(value)\"")
+            }
+            return s
+        }
+        func bool() throws(Failure) -> Bool {
+            switch value.lowercased() {
+            case "1", "yes", "true", "on": return true
+            case "0", "no", "false", "off": return false
+            default: throw Failure(description: "expected yes or no, got \"\(value)\"")
+            }
+        }
+        switch key {
+        case "LISTEN": listen = value
+        case "PORT": port = try int(1...65535)
+        case "POSTGRES_HOST": postgresHost = value.isEmpty ? nil : value
+        case "POSTGRES_PORT": postgresPort = try int(1...65535)
+        case "POSTGRES_USER": postgresUser = value
+        case "POSTGRES_DATABASE": postgresDatabase = value
+        case "POSTGRES_PASSWORD_FILE": postgresPasswordFile = value.isEmpty ? nil : value
+        case "POSTGRES_TLS": postgresTLS = try bool()
+        case "POSTGRES_CA_FILE": postgresCAFile = value.isEmpty ? nil : value
+        case "CORRELATION_WINDOW": policy.window = try seconds()
+        case "HORIZONTAL_HOSTS": policy.horizontalHosts = try int(1...100_000)
+        case "VERTICAL_PORTS": policy.verticalPorts = try int(1...65536)
+        case "QUORUM_SENSORS": policy.quorum = try int(1...10_000)
+        case "PROMOTE_LOCAL_BLOCKS": policy.promoteLocalBlocks = try int(0...10_000)
+        case "DISTRIBUTED_SOURCES": policy.distributedSources = try int(0...1_000_000)
+        case "DISTRIBUTED_PREFIX_V4": policy.distributedPrefixV4 = try int(8...32)
+        case "DISTRIBUTED_PREFIX_V6": policy.distributedPrefixV6 = try int(16...128)
+        case "BLOCK_DURATION": policy.blockDuration = try seconds()
+        case "BLOCK_ESCALATION": policy.escalation = try int(1...100)
+        case "BLOCK_MAX_DURATION": policy.maxDuration = try seconds()
+        case "OFFENSE_MEMORY": policy.offenseMemory = try seconds()
+        case "PROTECT":
+            for item in value.split(whereSeparator: { $0 == "," || $0 == " " }) {
+                do { policy.protected.append(try IPPrefix(parsing: item)) } catch {
+                    throw Failure(description: "\"\(item)\" is not an address or prefix")
+                }
+            }
+        default:
+            throw Failure(description: "unknown setting (see the documented controller.conf that init writes)")
+        }
+    }
+
+    /// `600`, `600s`, `10m`, `1h`, `7d`.
+    static func duration(_ text: String) -> Int64? {
+        guard let last = text.last else { return nil }
+        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+        if let unit = units[last] { return Int64(text.dropLast()).map { $0 * unit } }
+        return Int64(text)
+    }
+
+    /// The file `init` writes: every setting at its default, each explained.
+    static let documented = """
+        # portsentry-controller settings. KEY = value; durations take s, m, h, d.
+        # Command-line options (--listen, --port, --postgres-*) override this file.
+
+        LISTEN = 0.0.0.0
+        PORT = 8443
+
+        # Storage: SQLite in the data directory unless POSTGRES_HOST is set; several
+        # controllers can then share one PostgreSQL database.
+        # POSTGRES_HOST = db.example.net
+        # POSTGRES_PORT = 5432
+        # POSTGRES_USER = portsentry
+        # POSTGRES_DATABASE = portsentry
+        # POSTGRES_PASSWORD_FILE = /etc/portsentry/pg.password
+        # POSTGRES_TLS = yes              # require TLS, verified against POSTGRES_CA_FILE or the system CAs
+        # POSTGRES_CA_FILE = /etc/ssl/certs/db-ca.pem
+
+        # Correlation across sensors, per source address, in a sliding window.
+        CORRELATION_WINDOW = 10m
+        # Horizontal sweep: distinct hosts touched. A tripwire probe or a completed
+        # handshake counts one host; a closed-port negative reply half; UDP a quarter.
+        HORIZONTAL_HOSTS = 5
+        # Vertical scan summed across hosts: distinct ports, weighted the same way.
+        VERTICAL_PORTS = 20
+        # Stealth probes can be spoofed: a decision needs this many sensors to have seen the
+        # source, unless one of them completed a handshake with it (proof of the address).
+        QUORUM_SENSORS = 2
+        # A source blocked locally by this many sensors is blocked fleet-wide (0 = never).
+        PROMOTE_LOCAL_BLOCKS = 2
+        # Distributed scan: this many sources in one prefix, together past HORIZONTAL_HOSTS,
+        # block the prefix (0 = off). Prefix lengths:
+        DISTRIBUTED_SOURCES = 8
+        DISTRIBUTED_PREFIX_V4 = 24
+        DISTRIBUTED_PREFIX_V6 = 64
+
+        # Decisions: first block, multiplied per repeat offence within OFFENSE_MEMORY, capped.
+        BLOCK_DURATION = 1h
+        BLOCK_ESCALATION = 4
+        BLOCK_MAX_DURATION = 7d
+        OFFENSE_MEMORY = 30d
+
+        # Never blocked fleet-wide, besides the addresses each sensor reports as protected
+        # (its gateways and resolvers) and the controller's own addresses.
+        # PROTECT = 192.0.2.1, 2001:db8::/64
+        """
+}
+
+/// When correlation turns events into a fleet-wide decision, and for how long.
+struct CorrelationPolicy: Equatable, Sendable {
+    var window: Int64 = 600
+    var horizontalHosts = 5
+    var verticalPorts = 20
+    var quorum = 2
+    var promoteLocalBlocks = 2
+    var distributedSources = 8
+    var distributedPrefixV4 = 24
+    var distributedPrefixV6 = 64
+    var blockDuration: Int64 = 3600
+    var escalation = 4
+    var maxDuration: Int64 = 7 * 86_400
+    var offenseMemory: Int64 = 30 * 86_400
+    var protected: [IPPrefix] = []
+
+    func validate(file: String) throws(ControllerConfig.Failure) {
+        guard window >= 1 else { throw .init(description: "\(file): CORRELATION_WINDOW must be at least 1 s") }
+        guard blockDuration >= 1 else { throw .init(description: "\(file): BLOCK_DURATION must be at least 1 s") }
+        guard maxDuration >= blockDuration else {
+            throw .init(description: "\(file): BLOCK_MAX_DURATION (\(maxDuration) s) is shorter than BLOCK_DURATION (\(blockDuration) s)")
+        }
+    }
+
+    /// Duration of the `offense`-th block (1 = first).
+    func duration(offense: Int) -> Int64 {
+        var d = blockDuration
+        for _ in 1..<max(offense, 1) {
+            d = d.multipliedReportingOverflow(by: Int64(escalation)).partialValue
+            if d >= maxDuration || d <= 0 { return maxDuration }
+        }
+        return min(d, maxDuration)
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import Logging
+import PortsentryShared
+
+/// Turns findings and operator commands into decisions, and decisions into block-list
+/// revisions. Every path runs the same checks: never a protected address, never an
+/// allowlisted one, no second decision for a scope an active one already covers; repeat
+/// offenders get escalating durations.
+struct DecisionEngine: Sendable {
+    let store: any ControllerStore
+    let policy: CorrelationPolicy
+    let protected: ProtectedRegistry
+    let logger: Logger
+    /// Told of every new revision (wakes the sensors' long polls); nil in the CLI.
+    let published: (@Sendable (Int64) async -> Void)?
+
+    enum Outcome: Equatable, Sendable {
+        case decided(DecisionRecord, revision: Int64)
+        case protected(String)
+        case allowlisted(String)
+        case alreadyCovered(DecisionRecord)
+    }
+
+    /// Blocks `scope`. `duration` nil uses the policy (with escalation); 0 is until unbanned.
+    func decide(scope: IPPrefix, origin: DecisionRecord.Origin, reason: String, events: [String] = [],
+                duration: Int64? = nil, nowMillis: Int64) async throws -> Outcome {
+        let now = nowMillis / 1000
+        if let why = protected.protection(covering: scope) { return .protected(why) }
+        if let allow = try await store.allows(now: now).first(where: { $0.prefix?.overlaps(scope) ?? false }) {
+            return .allowlisted("\(allow.scope) is allowlisted (\(allow.reason))")
+        }
+        let active = try await store.activeDecisions(now: now)
+        let offense = try await store.decisionCount(scope: scope.description, sinceMs: nowMillis - policy.offenseMemory * 1000) + 1
+        let seconds = duration ?? policy.duration(offense: offense)
+        let expires = seconds == 0 ? 0 : now + seconds
+        if let covering = active.first(where: { d in
+            guard let p = d.prefix, p.contains(scope.network), p.length <= scope.length else { return false }
+            return d.expires == 0 || (expires != 0 && d.expires >= expires)
+        }) {
+            return .alreadyCovered(covering)
+        }
+        let evidence = String(decoding: (try? JSONSerialization.data(withJSONObject: Array(events.prefix(DecisionRecord.maxEvidence)))) ?? Data("[]".utf8),
+                              as: UTF8.self)
+        let record = DecisionRecord(id: nil, scope: scope.description, origin: origin.rawValue, reason: String(reason.prefix(500)),
+                                    createdMs: nowMillis, expires: expires, revoked: false, offense: offense, events: evidence)
+        // The scope's entry lasts as long as its longest active decision.
+        let sameScope = active.filter { $0.scope == record.scope } + [record]
+        let entry = sameScope.contains { $0.expires == 0 } ? 0 : sameScope.map(\.expires).max()!
+        let (inserted, revision) = try await store.commit(LedgerWrite(insert: [record], changes: [(record.scope, entry)],
+                                                                      createdMs: nowMillis))
+        let decided = inserted.first ?? record
+        logger.notice("Decision \(decided.id ?? 0): block \(scope) \(seconds == 0 ? "until unbanned" : "for \(seconds) s") (offence \(offense), \(origin.rawValue)): \(reason) [revision \(revision)]")
+        await published?(revision)
+        return .decided(decided, revision: revision)
+    }
+
+    /// Lifts every active decision overlapping `scope`; returns how many.
+    @discardableResult
+    func unban(scope: IPPrefix, nowMillis: Int64, why: String = "unbanned") async throws -> Int {
+        let now = nowMillis / 1000
+        let active = try await store.activeDecisions(now: now)
+        let lifted = active.filter { $0.prefix?.overlaps(scope) ?? false }
+        guard !lifted.isEmpty else { return 0 }
+        let liftedIDs = Set(lifted.compactMap(\.id))
+        var changes: [(scope: String, expires: Int64)] = []
+        for affected in Set(lifted.map(\.scope)).sorted() {
+            let remaining = active.filter { $0.scope == affected && !liftedIDs.contains($0.id ?? -1) }
+            let entry: Int64 = remaining.isEmpty ? -1 : (remaining.contains { $0.expires == 0 } ? 0 : remaining.map(\.expires).max()!)
+            changes.append((affected, entry))
+        }
+        let (_, revision) = try await store.commit(LedgerWrite(revoke: Array(liftedIDs).sorted(), changes: changes, createdMs: nowMillis))
+        logger.notice("\(why): lifted \(lifted.count) decision(s) overlapping \(scope) [revision \(revision)]")
+        await published?(revision)
+        return lifted.count
+    }
+
+    /// Allowlists `scope` (`seconds` 0: until removed) and at once lifts every decision on it.
+    func allow(scope: IPPrefix, seconds: Int64, reason: String, nowMillis: Int64) async throws -> Int {
+        try await store.addAllow(AllowRecord(scope: scope.description, reason: String(reason.prefix(500)), createdMs: nowMillis,
+                                             expires: seconds == 0 ? 0 : nowMillis / 1000 + seconds))
+        return try await unban(scope: scope, nowMillis: nowMillis, why: "allowlisted \(scope)")
+    }
+}

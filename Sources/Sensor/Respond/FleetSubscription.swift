@@ -1,0 +1,260 @@
+import Foundation
+import Logging
+import PortsentryShared
+
+/// Enforces the controller's fleet-wide block list. A thread of its own holds a long poll
+/// (HTTPS through libcurl, pinned like every other call to the controller) from the revision
+/// it last applied; each answer is verified against the controller's signing key pinned at
+/// enrollment before anything touches the firewall, then applied to the fleet sets (separate
+/// from the sensor's own blocks) and persisted.
+///
+/// Fail-static: when the controller is unreachable the last list stays in force (it is in
+/// the kernel, with each entry's own timeout, and in STATE_DIR for restarts); the poll
+/// reconnects with backoff and jitter. Entries covering an address this host must never
+/// block (its gateways, resolvers, own addresses, the controller) are skipped and logged.
+final class FleetSubscription: @unchecked Sendable {
+    static let backoffFirst = 0.5
+    static let backoffMax = 10.0
+    /// The poll is held open by the controller for up to this long.
+    static let pollWaitSeconds = BlockListProtocol.maxWaitSeconds
+    /// State file bound (a 100k-entry list is about 4 MB).
+    static let maxStateBytes = 64 << 20
+
+    private let enrollment: Enrollment
+    private let key: Ed25519.PrivateKey
+    private let controllerKey: Ed25519.PublicKey
+    private let firewall: any FirewallBackend
+    private let statePath: String
+    private let logger: Logger
+    private let lock = NSLock()
+    private var protectedAddresses: [IPAddress] = []
+    private var stopping = false
+    // Subscription thread only.
+    private var revision: Int64 = 0
+    private var issuedMillis: Int64 = 0
+    private var appliedMillis: Int64 = 0
+    private var entries: [IPPrefix: Int64] = [:]
+    private var skipped: Set<IPPrefix> = []
+    // Under `lock`, for status and heartbeats.
+    private var published: (revision: Int64, entries: Int, connected: Bool) = (0, 0, false)
+
+    init(enrollment: Enrollment, key: Ed25519.PrivateKey, firewall: any FirewallBackend, stateDir: String,
+         logger: Logger = Diagnostics.logger) throws(FirewallError) {
+        guard let raw = Hex.decode(enrollment.controllerSigningKey), let pinned = try? Ed25519.PublicKey(raw: raw) else {
+            throw FirewallError("the controller's signing key in the enrollment is unusable; enroll again")
+        }
+        self.enrollment = enrollment
+        self.key = key
+        controllerKey = pinned
+        self.firewall = firewall
+        statePath = stateDir + "/fleet-blocklist.json"
+        self.logger = logger
+        load()
+    }
+
+    /// The addresses this host must never block; refreshed by the daemon.
+    func setProtected(_ addresses: [IPAddress]) {
+        lock.lock(); protectedAddresses = addresses; lock.unlock()
+    }
+
+    var status: (revision: Int64, entries: Int, connected: Bool) {
+        lock.lock(); defer { lock.unlock() }
+        return published
+    }
+
+    func start() {
+        Thread.detachNewThread { [self] in run() }
+    }
+
+    func stop() {
+        lock.lock(); stopping = true; lock.unlock()
+    }
+
+    private var isStopping: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return stopping
+    }
+
+    // MARK: the subscription thread
+
+    private func run() {
+        restore()
+        var delay = Self.backoffFirst
+        var failing = false
+        while !isStopping {
+            switch pollOnce() {
+            case .applied, .unchanged:
+                if failing { logger.notice("Fleet block list: controller reachable again (revision \(revision))") }
+                failing = false
+                delay = Self.backoffFirst
+                setConnected(true)
+            case .failed(let why):
+                if !failing { logger.warning("Fleet block list: \(why); keeping the last list (revision \(revision), \(entries.count) entries) and retrying") }
+                failing = true
+                setConnected(false)
+                Thread.sleep(forTimeInterval: delay * Double.random(in: 0.5...1.0))
+                delay = min(delay * 2, Self.backoffMax)
+            }
+        }
+    }
+
+    enum PollResult { case applied, unchanged, failed(String) }
+
+    func pollOnce() -> PollResult {
+        let digest = kernelDigest()
+        let body = CanonicalJSON.object([
+            "revision": .int(revision), "digest": .string(digest), "applied_ms": .int(appliedMillis),
+            "wait": .int(Int64(Self.pollWaitSeconds)),
+        ]).bytes
+        let millis = Clock.wall() / 1_000_000
+        guard let env = try? SignedEnvelope.sign(body: body, sensorID: enrollment.sensor, sequence: 0, timestampMillis: millis,
+                                                 key: key, domain: BlockListProtocol.pollDomain) else { return .failed("cannot sign a poll") }
+        let result = CurlTransfer.post(url: enrollment.url + BlockListProtocol.path, body: body, headers: [
+            "\(ReportProtocol.sensorHeader): \(enrollment.sensor)",
+            "\(ReportProtocol.timestampHeader): \(millis)",
+            "\(ReportProtocol.digestHeader): \(Hex.encode(env.bodyDigest))",
+            "\(ReportProtocol.signatureHeader): \(Hex.encode(env.signature))",
+        ], caFile: enrollment.caFile, pin: enrollment.pin, timeout: Self.pollWaitSeconds + 15, limit: BlockListProtocol.maxUpdateBytes)
+        switch result {
+        case .failure(let error): return .failed("controller unreachable (\(error.description))")
+        case .success(let reply) where reply.status == 304: return .unchanged
+        case .success(let reply) where reply.status == 200:
+            let update: BlockListUpdate
+            do { update = try BlockListProtocol.open(reply.body, key: controllerKey) } catch {
+                logger.error("Fleet block list: refused an update: \(error.description); the firewall is unchanged")
+                return .failed(error.description)
+            }
+            return apply(update) ? .applied : .failed("could not apply revision \(update.revision)")
+        case .success(let reply):
+            return .failed("controller answered \(reply.status): \(String(decoding: reply.body.prefix(200), as: UTF8.self))")
+        }
+    }
+
+    /// Applies a verified update; false if the firewall refused it.
+    func apply(_ update: BlockListUpdate) -> Bool {
+        let now = Clock.wallSeconds()
+        if update.isSnapshot {
+            // A snapshot replaces everything, unless it is older than what we hold (a replay).
+            guard update.revision >= revision || update.issuedMillis > issuedMillis else {
+                logger.warning("Fleet block list: ignored a stale snapshot (revision \(update.revision), holding \(revision))")
+                return true
+            }
+            entries = [:]
+            for e in update.add where e.isLive(at: now) { entries[e.prefix] = e.expires }
+            guard replaceKernel(now: now) else { return false }
+        } else {
+            guard update.base == revision else {
+                logger.warning("Fleet block list: a delta from revision \(update.base) does not apply to \(revision); asking for a snapshot")
+                revision = 0
+                return true
+            }
+            var changes: [FirewallChange] = []
+            for p in update.remove where entries.removeValue(forKey: p) != nil {
+                if !skipped.contains(p) { changes.append(.remove(p)) }
+            }
+            for e in update.add where e.isLive(at: now) {
+                if let why = protection(of: e.prefix) {
+                    if !skipped.contains(e.prefix) { logger.warning("Fleet block list: not blocking \(e.prefix): \(why)") }
+                    skipped.insert(e.prefix)
+                    entries[e.prefix] = e.expires
+                    continue
+                }
+                // Re-adding an existing element would keep its old timeout: remove first.
+                if entries[e.prefix] != nil { changes.append(.remove(e.prefix)) }
+                entries[e.prefix] = e.expires
+                changes.append(.add(e.prefix, seconds: e.expires == 0 ? nil : e.expires - now))
+            }
+            skipped = skipped.filter { entries[$0] != nil }
+            do { try firewall.apply(changes) } catch {
+                // An element the kernel already expired cannot be deleted: converge instead.
+                logger.notice("Fleet block list: delta not applicable as is (\(error.description)); reloading the whole list")
+                guard replaceKernel(now: now) else { return false }
+            }
+        }
+        revision = update.revision
+        issuedMillis = max(issuedMillis, update.issuedMillis)
+        appliedMillis = Clock.wall() / 1_000_000
+        save()
+        lock.lock(); published.revision = revision; published.entries = entries.count; lock.unlock()
+        logger.info("Fleet block list: revision \(revision) applied (\(entries.count) entries, \(update.isSnapshot ? "snapshot" : "delta +\(update.add.count) -\(update.remove.count)"))")
+        return true
+    }
+
+    private func replaceKernel(now: Int64) -> Bool {
+        skipped = []
+        var blocks: [(IPPrefix, seconds: Int64?)] = []
+        for (p, expires) in entries where expires == 0 || expires > now {
+            if let why = protection(of: p) {
+                logger.warning("Fleet block list: not blocking \(p): \(why)")
+                skipped.insert(p)
+                continue
+            }
+            blocks.append((p, seconds: expires == 0 ? nil : expires - now))
+        }
+        do { try firewall.replaceAll(blocks) } catch {
+            logger.error("Fleet block list: cannot load \(blocks.count) entries into \(firewall.name): \(error.description)")
+            return false
+        }
+        return true
+    }
+
+    private func protection(of prefix: IPPrefix) -> String? {
+        lock.lock(); let list = protectedAddresses; lock.unlock()
+        return list.first { prefix.contains($0) }.map { "it covers \($0), which this host must never block" }
+    }
+
+    /// What the kernel's fleet sets hold, plus what was deliberately skipped: equal to the
+    /// controller's digest when nothing has drifted.
+    private func kernelDigest() -> String {
+        let now = Clock.wallSeconds()
+        var held: [BlockEntry]
+        if let nft = firewall as? NftablesFirewall, let kernel = try? nft.entries() {
+            held = kernel
+        } else {
+            held = entries.filter { !skipped.contains($0.key) }.map { BlockEntry(prefix: $0.key, expires: $0.value) }
+        }
+        held += skipped.compactMap { p in entries[p].map { BlockEntry(prefix: p, expires: $0) } }
+        return BlockListProtocol.digest(held, now: now)
+    }
+
+    private func setConnected(_ connected: Bool) {
+        lock.lock(); published.connected = connected; lock.unlock()
+    }
+
+    // MARK: persistence
+
+    /// Fail-static restart: the last list goes back into the kernel before the first poll.
+    private func restore() {
+        let now = Clock.wallSeconds()
+        entries = entries.filter { $0.value == 0 || $0.value > now }
+        guard !entries.isEmpty else { return }
+        if replaceKernel(now: now) {
+            logger.notice("Fleet block list: restored revision \(revision) (\(entries.count) entries) from \(statePath)")
+        }
+        lock.lock(); published.revision = revision; published.entries = entries.count; lock.unlock()
+    }
+
+    private func load() {
+        guard let data = try? TextFile.read(statePath, limit: Self.maxStateBytes),
+              let object = try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any] else { return }
+        revision = (object["revision"] as? NSNumber)?.int64Value ?? 0
+        issuedMillis = (object["issued_ms"] as? NSNumber)?.int64Value ?? 0
+        for item in object["entries"] as? [[String: Any]] ?? [] {
+            guard let p = (item["prefix"] as? String).flatMap({ try? IPPrefix(parsing: $0) }),
+                  let e = (item["expires"] as? NSNumber)?.int64Value else { continue }
+            entries[p] = e
+        }
+    }
+
+    private func save() {
+        let object = CanonicalJSON.object([
+            "revision": .int(revision), "issued_ms": .int(issuedMillis),
+            "entries": .array(entries.sorted { $0.key.description < $1.key.description }.map {
+                .object(["prefix": .string($0.key.description), "expires": .int($0.value)])
+            }),
+        ])
+        do { try AtomicFile.write(Data(object.bytes), to: statePath) } catch {
+            logger.error("Fleet block list: cannot save \(statePath): \(error)")
+        }
+    }
+}
