@@ -35,7 +35,9 @@ struct DecisionEngine: Sendable {
         let expires = seconds == 0 ? 0 : now + seconds
         if let covering = active.first(where: { d in
             guard let p = d.prefix, p.contains(scope.network), p.length <= scope.length else { return false }
-            return d.expires == 0 || (expires != 0 && d.expires >= expires)
+            // A finding about a source already blocked changes nothing (and is no new
+            // offence); an operator may still lengthen a block.
+            return origin != .manual || d.expires == 0 || (expires != 0 && d.expires >= expires)
         }) {
             return .alreadyCovered(covering)
         }

@@ -35,6 +35,8 @@ final class FleetSubscription: @unchecked Sendable {
     private var appliedMillis: Int64 = 0
     private var entries: [IPPrefix: Int64] = [:]
     private var skipped: Set<IPPrefix> = []
+    /// A delta did not fit what we hold: the next poll asks for a snapshot (revision 0).
+    private var wantSnapshot = false
     // Under `lock`, for status and heartbeats.
     private var published: (revision: Int64, entries: Int, connected: Bool) = (0, 0, false)
 
@@ -103,7 +105,7 @@ final class FleetSubscription: @unchecked Sendable {
     func pollOnce() -> PollResult {
         let digest = kernelDigest()
         let body = CanonicalJSON.object([
-            "revision": .int(revision), "digest": .string(digest), "applied_ms": .int(appliedMillis),
+            "revision": .int(wantSnapshot ? 0 : revision), "digest": .string(digest), "applied_ms": .int(appliedMillis),
             "wait": .int(Int64(Self.pollWaitSeconds)),
         ]).bytes
         let millis = Clock.wall() / 1_000_000
@@ -140,12 +142,13 @@ final class FleetSubscription: @unchecked Sendable {
                 return true
             }
             entries = [:]
+            wantSnapshot = false
             for e in update.add where e.isLive(at: now) { entries[e.prefix] = e.expires }
             guard replaceKernel(now: now) else { return false }
         } else {
             guard update.base == revision else {
                 logger.warning("Fleet block list: a delta from revision \(update.base) does not apply to \(revision); asking for a snapshot")
-                revision = 0
+                wantSnapshot = true
                 return true
             }
             var changes: [FirewallChange] = []
