@@ -22,7 +22,7 @@ TEST_PACKAGES=(
   postgresql             # the controller's PostgreSQL store tests
   procps psmisc          # pgrep, ps, fuser
   python3 python3-cryptography   # ingest benchmark client
-  curl iputils-ping      # fleet test: metrics and reachability checks
+  curl iputils-ping bc   # fleet test and demo: metrics, reachability, timing
 )
 
 SUDO=""

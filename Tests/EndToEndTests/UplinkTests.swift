@@ -7,7 +7,7 @@ import Testing
 extension EndToEnd {
     @Suite struct UplinkTests {
         /// How long the controller is down in the outage test.
-        static let outageSeconds: Double = 10
+        static let outageSeconds: Double = 30
 
         @Test func eventsArriveSignedAndSurviveAControllerOutage() throws {
             try withLab(62) { lab in

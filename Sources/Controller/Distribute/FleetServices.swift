@@ -37,7 +37,7 @@ struct FleetServices: Sendable {
 
     /// Follows revisions made elsewhere (the CLI, other controller replicas on the same
     /// database) so their sensors' long polls wake within `interval`.
-    func followStore(interval: Duration = .milliseconds(200)) async {
+    func followStore(interval: Duration = .milliseconds(100)) async {
         while !Task.isCancelled {
             if let (revision, _) = try? await lists.store.currentRevision() { await hub.advance(to: revision) }
             try? await Task.sleep(for: interval)
