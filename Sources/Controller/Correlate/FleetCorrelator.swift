@@ -114,7 +114,20 @@ final class FleetCorrelator {
 
     private func add(_ touch: Touch, from source: IPAddress, now: Int64) {
         if sources[source] == nil, sources.count >= Self.maxSources { evict(now: now) }
-        var a = sources[source] ?? Activity()
+        // Mutated in place (through the dictionary's modify accessor): taking the value out
+        // and putting it back would copy its touch array on every event.
+        Self.record(touch, in: &sources[source, default: Activity()], now: now)
+        if policy.distributedSources > 0 {
+            let p = prefix(of: source)
+            if prefixes[p]?[source] == nil, let count = prefixes[p]?.count, count >= Self.maxPrefixSources,
+               let oldest = prefixes[p]?.min(by: { $0.value < $1.value })?.key {
+                prefixes[p]?[oldest] = nil
+            }
+            prefixes[p, default: [:]][source] = now
+        }
+    }
+
+    private static func record(_ touch: Touch, in a: inout Activity, now: Int64) {
         a.lastSeen = now
         if let i = a.touches.firstIndex(where: { $0.sensor == touch.sensor && $0.host == touch.host && $0.port == touch.port && $0.udp == touch.udp }) {
             let old = a.touches[i]
@@ -123,19 +136,8 @@ final class FleetCorrelator {
             a.touches[i].blocked = old.blocked || touch.blocked
             a.touches[i].handshake = old.handshake || touch.handshake
         } else {
-            if a.touches.count >= Self.maxTouches { a.touches.removeFirst() }
+            if a.touches.count >= maxTouches { a.touches.removeFirst() }
             a.touches.append(touch)
-        }
-        sources[source] = a
-        if policy.distributedSources > 0 {
-            let p = prefix(of: source)
-            var members = prefixes[p] ?? [:]
-            if members[source] == nil, members.count >= Self.maxPrefixSources,
-               let oldest = members.min(by: { $0.value < $1.value })?.key {
-                members[oldest] = nil
-            }
-            members[source] = now
-            prefixes[p] = members
         }
     }
 
@@ -164,7 +166,24 @@ final class FleetCorrelator {
         var events: [String] = []
     }
 
-    private func tally(_ touches: some Sequence<Touch>) -> Tally {
+    private func tally(_ touches: [Touch]) -> Tally {
+        // Most sources of a spoofed flood have one touch: no dictionaries for them.
+        if touches.count == 1, let only = touches.first {
+            var t = Tally()
+            t.hosts = only.weight
+            t.ports = only.weight
+            t.hostCount = 1
+            t.portCount = 1
+            t.sensors = [only.sensor]
+            if only.blocked { t.blockers = [only.sensor] }
+            t.handshake = only.handshake
+            t.events = [only.event]
+            return t
+        }
+        return tally(sequence: touches)
+    }
+
+    private func tally(sequence touches: some Sequence<Touch>) -> Tally {
         var t = Tally()
         var hostWeight: [IPAddress: Int] = [:]
         var portWeight: [UInt32: Int] = [:]
@@ -185,13 +204,11 @@ final class FleetCorrelator {
     }
 
     private func evaluate(_ source: IPAddress, now: Int64) -> Finding? {
-        guard var a = sources[source] else { return nil }
         let cutoff = now - policy.window
-        if let first = a.touches.first, first.time < cutoff {
-            a.touches.removeAll { $0.time < cutoff }
-            sources[source] = a
+        if let first = sources[source]?.touches.first, first.time < cutoff {
+            sources[source]?.touches.removeAll { $0.time < cutoff }
         }
-        guard a.quietUntil <= now, !a.touches.isEmpty else { return nil }
+        guard let a = sources[source], a.quietUntil <= now, !a.touches.isEmpty else { return nil }
         let t = tally(a.touches)
         let corroborated = t.handshake || t.sensors.count >= policy.quorum
         let window = "in \(policy.window) s"
@@ -218,7 +235,7 @@ final class FleetCorrelator {
         let live = members.filter { $0.value >= cutoff }.map(\.key)
         guard live.count >= policy.distributedSources else { return nil }
         let touches = live.lazy.compactMap { self.sources[$0]?.touches }.joined().filter { $0.time >= cutoff }
-        let t = tally(touches)
+        let t = tally(sequence: touches)
         guard t.hosts >= policy.horizontalHosts * Self.unit || t.ports >= policy.verticalPorts * Self.unit,
               t.handshake || t.sensors.count >= policy.quorum else { return nil }
         return Finding(scope: p, origin: .correlation,

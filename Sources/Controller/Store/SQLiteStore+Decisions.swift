@@ -4,6 +4,11 @@ import PortsentryShared
 
 extension SQLiteStore {
     static func registerDecisionMigrations(_ m: inout DatabaseMigrator) {
+        m.registerMigration("v5-no-source-index") { db in
+            // Correlation is in memory and no query selects events by source: the index was a
+            // B-tree insert per event for nothing.
+            try db.execute(sql: "DROP INDEX IF EXISTS events_on_source")
+        }
         m.registerMigration("v4-decisions") { db in
             try db.create(table: "decisions") { t in
                 t.autoIncrementedPrimaryKey("id")
