@@ -103,8 +103,12 @@ final class FleetLab: @unchecked Sendable {
         STATE_DIR="\(lab.file("s\(i)/state"))"
         CONTROL_SOCKET="\(lab.file("s\(i)/control.sock"))"
         LOG_PER_SOURCE="0"
+        \(i == Self.iptablesHost ? "FIREWALL=\"iptables\"" : "")
         """
     }
+
+    /// One host enforces through iptables + ipset instead of nftables.
+    static let iptablesHost = sensorCount - 1
 
     func enroll(_ i: Int) throws {
         try FileManager.default.createDirectory(atPath: lab.file("s\(i)"), withIntermediateDirectories: true)
@@ -125,9 +129,12 @@ final class FleetLab: @unchecked Sendable {
         sensors[i] = p
     }
 
-    /// The fleet set of host `i` for `ip`'s family.
+    /// Host `i`'s IPv4 fleet set (an nftables set, or an ipset on the iptables host).
     func fleetSet(_ i: Int) -> String {
-        (try? lab.exec(hostNS[i], ["nft", "list", "set", "inet", "portsentry", "fleet4"], allowFailure: true)) ?? ""
+        if i == Self.iptablesHost {
+            return (try? lab.exec(hostNS[i], ["ipset", "list", "psfleet4"], allowFailure: true)) ?? ""
+        }
+        return (try? lab.exec(hostNS[i], ["nft", "list", "set", "inet", "portsentry", "fleet4"], allowFailure: true)) ?? ""
     }
 
     func everyHostBlocks(_ ip: String) -> Bool { hostNS.indices.allSatisfy { fleetSet($0).contains(ip) } }

@@ -46,6 +46,7 @@ extension SQLiteStore {
             var inserted: [DecisionRecord] = []
             for var d in write.insert {
                 try d.insert(db)
+                d.id = db.lastInsertedRowID
                 inserted.append(d)
             }
             for id in write.revoke {

@@ -9,9 +9,11 @@ enum FirewallFactory {
         }
     }
 
-    /// Where the controller's fleet-wide list goes: its own nftables sets (dry-run logs only).
+    /// Where the controller's fleet-wide list goes: its own nftables sets, or its own ipsets with
+    /// FIREWALL="iptables" (dry-run logs only).
     static func makeFleet(_ config: SensorConfig) throws(FirewallError) -> any FirewallBackend {
         if config.dryRun { return DryRunFirewall() }
+        if config.nativeFirewall == .iptables { return IptablesFirewall(list: .fleet) }
         return try NftablesFirewall(list: .fleet)
     }
 }

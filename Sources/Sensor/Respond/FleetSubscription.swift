@@ -213,6 +213,8 @@ final class FleetSubscription: @unchecked Sendable {
         var held: [BlockEntry]
         if let nft = firewall as? NftablesFirewall, let kernel = try? nft.entries() {
             held = kernel
+        } else if let ipt = firewall as? IptablesFirewall, let kernel = try? ipt.entries() {
+            held = kernel
         } else {
             held = entries.filter { !skipped.contains($0.key) }.map { BlockEntry(prefix: $0.key, expires: $0.value) }
         }
