@@ -99,6 +99,29 @@ import Testing
     }
 }
 
+/// A restarted controller remembers a sweep in progress: the stored events of the window
+/// are replayed into the correlator.
+@Suite struct WarmStartTests {
+    @Test func aSweepInProgressSurvivesARestart() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pst-warm-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = try SQLiteStore(path: dir.appendingPathComponent("c.db").path)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try await store.addEnrollment(tokenHash: Data([1]), sensor: "h1", expires: now / 1000 + 60)
+        _ = try await store.enroll(tokenHash: Data([1]), publicKey: Data(count: 32), now: now / 1000, version: "t")
+        var events = (1...4).map { CorrelationTests.event("h\($0)", "198.51.100.20", "10.0.0.\($0)", port: 79, id: $0) }
+        for i in events.indices { events[i].receivedAt = now - 5000 }
+        #expect(try await store.accept(sensor: "h1", sequence: 1, events: events, now: now / 1000))
+        // "Restart": a new service over the same store.
+        let fleet = try await FleetServices.make(store: store, signing: try Ed25519.PrivateKey.generate(), policy: CorrelationPolicy(),
+                                                 operatorToken: nil, logger: .init(label: "test"), ownAddresses: [])
+        let outcomes = await fleet.correlation.observe([CorrelationTests.event("h5", "198.51.100.20", "10.0.0.5", port: 79)], nowMillis: now)
+        guard case .decided(let d, _) = outcomes.first else { Issue.record("no decision after the restart: \(outcomes)"); return }
+        #expect(d.scope == "198.51.100.20" && d.reason.hasPrefix("horizontal sweep: 5 hosts"))
+    }
+}
+
 /// Decisions: protection, allowlist, coverage and escalation, on a real SQLite store.
 @Suite struct DecisionTests {
     static let nowMillis: Int64 = 1_764_000_000_000

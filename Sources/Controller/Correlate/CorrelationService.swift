@@ -19,6 +19,22 @@ actor CorrelationService {
 
     var trackedSources: Int { correlator.trackedSources }
 
+    /// Warm start: replays the events stored in the last window (oldest first, at the time
+    /// they were received) so a restart does not forget a sweep in progress. What they
+    /// conclude was acted on (or refused) before the restart: those scopes are only quieted.
+    func warm(_ events: [EventRecord], nowMillis: Int64) {
+        var start = events.startIndex
+        while start < events.endIndex {
+            let second = events[start].receivedAt / 1000
+            var end = start
+            while end < events.endIndex, events[end].receivedAt / 1000 == second { end += 1 }
+            for f in correlator.observe(Array(events[start..<end]), now: second) {
+                correlator.quiet(f.scope, until: nowMillis / 1000 + correlator.policy.window)
+            }
+            start = end
+        }
+    }
+
     /// Correlates a stored batch; returns the outcomes of any decisions it led to.
     @discardableResult
     func observe(_ events: [EventRecord], nowMillis: Int64) async -> [DecisionEngine.Outcome] {

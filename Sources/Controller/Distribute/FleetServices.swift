@@ -31,6 +31,10 @@ struct FleetServices: Sendable {
         let engine = DecisionEngine(store: store, policy: policy, protected: protected, logger: logger,
                                     published: { await hub.advance(to: $0) })
         let correlation = CorrelationService(policy: policy, engine: engine, metrics: metrics, logger: logger)
+        let nowMillis = Int64(Date().timeIntervalSince1970 * 1000)
+        let recent = try await store.events(since: nowMillis - policy.window * 1000, limit: FleetCorrelator.maxSources)
+        await correlation.warm(recent, nowMillis: nowMillis)
+        if !recent.isEmpty { logger.info("Correlation warmed with \(recent.count) events from the last \(policy.window) s") }
         return FleetServices(hub: hub, lists: BlockListService(store: store, key: signing), engine: engine, correlation: correlation,
                              metrics: metrics, protected: protected, operatorToken: operatorToken)
     }
