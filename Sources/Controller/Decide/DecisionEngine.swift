@@ -29,7 +29,8 @@ struct DecisionEngine: Sendable {
         if let allow = try await store.allows(now: now).first(where: { $0.prefix?.overlaps(scope) ?? false }) {
             return .allowlisted("\(allow.scope) is allowlisted (\(allow.reason))")
         }
-        let active = try await store.activeDecisions(now: now)
+        // Only decisions on this scope or a prefix containing it matter here.
+        let active = try await store.activeDecisions(now: now, scopes: scope.coveringScopes)
         let offense = try await store.decisionCount(scope: scope.description, sinceMs: nowMillis - policy.offenseMemory * 1000) + 1
         let seconds = duration ?? policy.duration(offense: offense)
         let expires = seconds == 0 ? 0 : now + seconds

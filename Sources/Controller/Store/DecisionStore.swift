@@ -76,6 +76,8 @@ protocol DecisionStore: Sendable {
     func commit(_ write: LedgerWrite) async throws -> (inserted: [DecisionRecord], revision: Int64)
     /// Decisions in force at `now` (epoch seconds).
     func activeDecisions(now: Int64) async throws -> [DecisionRecord]
+    /// Decisions in force at `now` on exactly these scopes (an index lookup, not a scan).
+    func activeDecisions(now: Int64, scopes: [String]) async throws -> [DecisionRecord]
     /// The newest decisions, active or not, newest first.
     func recentDecisions(limit: Int) async throws -> [DecisionRecord]
     /// Decisions on exactly `scope` created since `sinceMs` (repeat offences).
@@ -90,4 +92,13 @@ protocol DecisionStore: Sendable {
     func allows(now: Int64) async throws -> [AllowRecord]
     /// What a sensor last reported about its block list.
     func recordApplied(sensor: String, revision: Int64, digest: String, atMs: Int64) async throws
+}
+
+extension IPPrefix {
+    /// This prefix and every shorter one containing it, as scope strings: the only scopes
+    /// whose decisions can cover it.
+    var coveringScopes: [String] {
+        let maxLength = network.isIPv4 ? 32 : 128
+        return (0...min(length, maxLength)).map { IPPrefix(network, length: $0).description }
+    }
 }

@@ -61,6 +61,13 @@ extension PostgresStore {
             """)
     }
 
+    func activeDecisions(now: Int64, scopes: [String]) async throws -> [DecisionRecord] {
+        try await decisions("""
+            SELECT id, scope, origin, reason, created_ms, expires, revoked, offense, events FROM decisions
+            WHERE scope = ANY(\(scopes)::text[]) AND NOT revoked AND (expires = 0 OR expires > \(now)) ORDER BY id
+            """)
+    }
+
     func recentDecisions(limit: Int) async throws -> [DecisionRecord] {
         try await decisions("""
             SELECT id, scope, origin, reason, created_ms, expires, revoked, offense, events FROM decisions

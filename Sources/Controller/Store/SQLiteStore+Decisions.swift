@@ -69,6 +69,13 @@ extension SQLiteStore {
         }
     }
 
+    func activeDecisions(now: Int64, scopes: [String]) async throws -> [DecisionRecord] {
+        try await queue.read { db in
+            try DecisionRecord.filter(scopes.contains(Column("scope")) && Column("revoked") == false
+                                      && (Column("expires") == 0 || Column("expires") > now)).order(Column("id")).fetchAll(db)
+        }
+    }
+
     func recentDecisions(limit: Int) async throws -> [DecisionRecord] {
         try await queue.read { db in
             try DecisionRecord.fetchAll(db, sql: "SELECT * FROM decisions ORDER BY id DESC LIMIT ?", arguments: [limit])
