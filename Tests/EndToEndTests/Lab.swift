@@ -185,6 +185,14 @@ final class Lab: @unchecked Sendable {
         return child
     }
 
+    /// Starts a long-running command in the machine's own namespace (only for a process that
+    /// serves on loopback, like a controller next to the machine's PostgreSQL).
+    func spawnHere(_ args: [String], log: String) throws -> Child {
+        let child = try Child(args, output: file(log))
+        processes.append(child)
+        return child
+    }
+
     func file(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
     func read(_ name: String) -> String {
