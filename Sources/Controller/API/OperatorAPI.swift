@@ -121,14 +121,17 @@ extension ControllerAPI {
     private func sensorsJSON() async throws -> [String: Any] {
         let now = clock() / 1000
         let current = await fleet.hub.current
-        return ["sensors": try await store.sensors().map { s -> [String: Any] in
-            var o: [String: Any] = ["name": s.name, "revoked": s.revoked, "last_sequence": s.lastSequence, "last_seen": s.lastSeen,
-                                    "lag_seconds": now - s.lastSeen, "version": s.version,
-                                    "blocklist": ["applied_revision": s.appliedRevision, "revision_lag": max(0, current - s.appliedRevision),
-                                                  "digest": s.appliedDigest, "applied_ms": s.appliedAt]]
-            if let status = try? JSONSerialization.jsonObject(with: Data(s.status.utf8)) { o["status"] = status }
-            return o
-        }]
+        return ["sensors": try await store.sensors().map { Self.sensorObject($0, now: now, revision: current) }]
+    }
+
+    /// A sensor as the API and `sensors list --json` show it; `revision` is the current block list's.
+    static func sensorObject(_ s: SensorRecord, now: Int64, revision: Int64) -> [String: Any] {
+        var o: [String: Any] = ["name": s.name, "revoked": s.revoked, "last_sequence": s.lastSequence, "last_seen": s.lastSeen,
+                                "lag_seconds": now - s.lastSeen, "version": s.version,
+                                "blocklist": ["applied_revision": s.appliedRevision, "revision_lag": max(0, revision - s.appliedRevision),
+                                              "digest": s.appliedDigest, "applied_ms": s.appliedAt]]
+        if let status = try? JSONSerialization.jsonObject(with: Data(s.status.utf8)) { o["status"] = status }
+        return o
     }
 
     static func eventObject(_ e: EventRecord) -> [String: Any] {

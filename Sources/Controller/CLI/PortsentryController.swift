@@ -216,14 +216,11 @@ struct Sensors: AsyncParsableCommand {
 
         func run() async throws {
             let now = Int64(Date().timeIntervalSince1970)
-            let sensors = try await data.store().sensors()
+            let store = try await data.store()
+            let sensors = try await store.sensors()
             if json {
-                let list = sensors.map { s -> [String: Any] in
-                    var o: [String: Any] = ["name": s.name, "revoked": s.revoked, "last_sequence": s.lastSequence,
-                                            "last_seen": s.lastSeen, "lag_seconds": now - s.lastSeen, "version": s.version]
-                    if let status = try? JSONSerialization.jsonObject(with: Data(s.status.utf8)) { o["status"] = status }
-                    return o
-                }
+                let revision = try await store.currentRevision().revision
+                let list = sensors.map { ControllerAPI.sensorObject($0, now: now, revision: revision) }
                 let out = try JSONSerialization.data(withJSONObject: list, options: [.prettyPrinted, .sortedKeys])
                 print(String(decoding: out, as: UTF8.self))
                 return
@@ -258,10 +255,8 @@ struct Events: AsyncParsableCommand {
         let events = try await data.store().events(since: from, limit: limit)
         for e in events {
             if json {
-                let object: [String: Any] = ["id": e.id, "sensor": e.sensor, "time_ns": e.timeNs, "source": e.source,
-                                             "destination": e.destination, "protocol": e.proto, "port": e.port,
-                                             "type": e.type, "evidence": e.evidence]
-                print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+                print(String(decoding: try JSONSerialization.data(withJSONObject: ControllerAPI.eventObject(e), options: [.sortedKeys]),
+                             as: UTF8.self))
             } else {
                 print("\(e.sensor)\t\(e.source) -> \(e.destination) \(e.proto)/\(e.port)\t\(e.type)")
             }
