@@ -25,14 +25,27 @@ import Testing
         #expect(found.first?.events.count == 5)
     }
 
-    @Test func oneSensorsStealthProbesNeedAQuorumButAHandshakeDoesNot() {
+    @Test func oneSensorAloneNeverDecidesNotEvenByClaimingHandshakes() {
         let c = FleetCorrelator(policy: CorrelationPolicy())
         // One sensor sees probes to five of its addresses: spoofable, uncorroborated.
         let alone = (1...5).map { Self.event("h1", "203.0.113.5", "10.0.0.\($0)", port: 79, id: $0) }
         #expect(c.observe(alone, now: Self.now).isEmpty)
-        // The same from a source that completed a handshake: its address is proven.
-        let proven = (1...5).map { Self.event("h1", "203.0.113.6", "10.0.0.\($0)", port: 22, evidence: "handshake", id: $0) }
-        #expect(c.observe(proven, now: Self.now).count == 1)
+        // One (perhaps compromised) sensor claiming handshakes on 50 hosts: still one sensor.
+        let claimed = (1...50).map { Self.event("h1", "203.0.113.6", "10.0.0.\($0)", port: 22, evidence: "handshake", id: $0) }
+        #expect(c.observe(claimed, now: Self.now).isEmpty)
+        // A second sensor's probe makes the quorum; the handshake marks the finding proven.
+        let found = c.observe([Self.event("h2", "203.0.113.6", "10.0.1.1", port: 79)], now: Self.now)
+        #expect(found.count == 1 && found.first?.proven == true)
+    }
+
+    @Test func aHandshakeWeighsTwiceAProbeAndStealthFindingsAreUnproven() {
+        let c = FleetCorrelator(policy: CorrelationPolicy())
+        // Three hosts by handshake (6) on two sensors pass the 5-host threshold.
+        let shakes = (1...3).map { Self.event("h\($0 % 2)", "203.0.113.20", "10.0.0.\($0)", port: 22, evidence: "handshake", id: $0) }
+        #expect(c.observe(shakes, now: Self.now).first?.proven == true)
+        let stealth = (1...5).map { Self.event("h\($0)", "203.0.113.21", "10.0.0.\($0)", port: 79, id: $0) }
+        let found = c.observe(stealth, now: Self.now)
+        #expect(found.count == 1 && found.first?.proven == false)
     }
 
     @Test func weakerEvidenceCountsLess() {
@@ -108,8 +121,15 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = try SQLiteStore(path: dir.appendingPathComponent("c.db").path)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        try await store.addEnrollment(tokenHash: Data([1]), sensor: "h1", expires: now / 1000 + 60)
-        _ = try await store.enroll(tokenHash: Data([1]), publicKey: Data(count: 32), now: now / 1000, version: "t")
+        // Five sensors, each with its heartbeat (its own address) stored: their events count.
+        for n in 1...5 {
+            try await store.addEnrollment(tokenHash: Data([UInt8(n)]), sensor: "h\(n)", expires: now / 1000 + 60)
+            _ = try await store.enroll(tokenHash: Data([UInt8(n)]), publicKey: Data(count: 32), now: now / 1000, version: "t")
+            var report = ProtectionReport()
+            report.addresses = [IPAddress("10.0.0.\(n)")!]
+            let status = CanonicalJSON.object(["protection": report.canonical]).text
+            #expect(try await store.heartbeat(sensor: "h\(n)", timestampMillis: now, version: "t", status: status, now: now / 1000))
+        }
         var events = (1...4).map { CorrelationTests.event("h\($0)", "198.51.100.20", "10.0.0.\($0)", port: 79, id: $0) }
         for i in events.indices { events[i].receivedAt = now - 5000 }
         #expect(try await store.accept(sensor: "h1", sequence: 1, events: events, now: now / 1000))
@@ -133,7 +153,11 @@ import Testing
         var policy = CorrelationPolicy()
         policy.protected = protect
         let registry = ProtectedRegistry(configured: protect, own: [IPAddress("10.9.9.9")!])
-        registry.update(sensor: "h1", status: #"{"protected":["10.0.0.254"]}"#)
+        var report = ProtectionReport()
+        report.addresses = [IPAddress("10.0.0.5")!]
+        report.networks = [try IPPrefix(parsing: "10.0.0.0/24")]
+        report.gateways = [IPAddress("10.0.0.254")!]
+        registry.update(sensor: "h1", report: report, now: Self.nowMillis / 1000)
         return (store, DecisionEngine(store: store, policy: policy, protected: registry, logger: .init(label: "test"), published: nil), dir)
     }
 

@@ -23,7 +23,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let firewall = DryRunFirewall()
         let s = try subscription(firewall)
-        s.setProtected([IPAddress("10.0.0.254")!])
+        s.setProtected(.init(addresses: [IPAddress("10.0.0.254")!]))
         let now = Clock.wallSeconds()
         let snapshot = BlockListUpdate(revision: 3, base: 0, issuedMillis: 1000, add: [
             BlockEntry(prefix: prefix("198.51.100.1"), expires: now + 600),
@@ -54,6 +54,52 @@ import Testing
         _ = try subscription(restarted)
         let state = try String(contentsOfFile: directory.appendingPathComponent("fleet-blocklist.json").path, encoding: .utf8)
         #expect(state.contains("203.0.113.0/24") && state.contains("\"revision\":5") && !state.contains("198.51.100.1"))
+    }
+
+    @Test func entriesCoveringTheIgnoreFileOrANewSessionAreNotEnforcedHere() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let firewall = DryRunFirewall()
+        let s = try subscription(firewall)
+        s.setProtected(.init(addresses: [IPAddress("10.0.0.5")!], ignored: [prefix("198.51.100.0/24")]))
+        #expect(s.apply(BlockListUpdate(revision: 1, base: 0, issuedMillis: 1000, add: [
+            BlockEntry(prefix: prefix("198.51.100.0/23"), expires: 0),   // overlaps the ignore file
+            BlockEntry(prefix: prefix("198.51.100.9"), expires: 0),      // inside it
+            BlockEntry(prefix: prefix("192.0.2.7"), expires: 0),
+            BlockEntry(prefix: prefix("192.0.2.8"), expires: 0),
+        ], remove: [])))
+        #expect(Set(firewall.applied.map { "\($0)" }) == Set([FirewallChange.add(prefix("192.0.2.7"), seconds: nil),
+                                                                   .add(prefix("192.0.2.8"), seconds: nil)].map { "\($0)" }))
+        #expect(firewall.applied.count == 2)
+        #expect(s.status.skippedNow == 2 && s.status.skippedTotal == 2)
+        // An admin logs in from 192.0.2.8 while its entry is in force: it leaves the kernel at once.
+        s.setProtected(.init(addresses: [IPAddress("10.0.0.5")!, IPAddress("192.0.2.8")!], ignored: [prefix("198.51.100.0/24")]))
+        s.reprotect()
+        #expect(firewall.applied.last == .remove(prefix("192.0.2.8")))
+        #expect(s.status.skippedNow == 3 && s.status.skippedTotal == 3)
+        // Asking again changes nothing, and a later delta does not put it back.
+        s.reprotect()
+        #expect(s.apply(BlockListUpdate(revision: 2, base: 1, issuedMillis: 2000, add: [BlockEntry(prefix: prefix("192.0.2.8"), expires: 0)],
+                                        remove: [])))
+        #expect(firewall.applied.filter { $0 == .add(prefix("192.0.2.8"), seconds: nil) }.count == 1)
+        #expect(s.status.skippedTotal == 3)
+    }
+
+    @Test func anAnswerIsAcceptedOnlyWithAReceiptForThePollThatAskedForIt() throws {
+        let update = BlockListUpdate(revision: 2, base: 1, issuedMillis: 1, add: [], remove: [prefix("192.0.2.1")])
+        let framed = try BlockListProtocol.frame(update, key: controllerKey)
+        let answer = try PollReceipt.answer(sensor: "h1", pollMillis: 5000, revision: 2, answeredMillis: 5001, rest: framed, key: controllerKey)
+        let pub = try controllerKey.publicKey
+        #expect(try PollReceipt.open(answer, sensor: "h1", pollMillis: 5000, key: pub).1 == update)
+        #expect(throws: BlockListProtocol.Refusal.self) { _ = try PollReceipt.open(answer, sensor: "h1", pollMillis: 5001, key: pub) }
+        #expect(throws: BlockListProtocol.Refusal.self) { _ = try PollReceipt.open(answer, sensor: "h2", pollMillis: 5000, key: pub) }
+        var tampered = answer
+        tampered[tampered.count - 3] ^= 1
+        #expect(throws: BlockListProtocol.Refusal.self) { _ = try PollReceipt.open(tampered, sensor: "h1", pollMillis: 5000, key: pub) }
+        let nothing = try PollReceipt.answer(sensor: "h1", pollMillis: 6000, revision: 2, answeredMillis: 6001, rest: [], key: controllerKey)
+        #expect(try PollReceipt.open(nothing, sensor: "h1", pollMillis: 6000, key: pub).1 == nil)
+        #expect(throws: BlockListProtocol.Refusal.self) {
+            _ = try PollReceipt.open(nothing, sensor: "h1", pollMillis: 6000, key: try Ed25519.PrivateKey.generate().publicKey)
+        }
     }
 
     @Test func onlyTheControllersKeyOpensAnUpdate() throws {

@@ -26,6 +26,11 @@ extension ControllerAPI {
             return refuse(.init(status: 400, reason: "block-list poll from \(sensor.name): expected {\"revision\", \"digest\"}",
                                 counter: "malformed"))
         }
+        let pollMillis = Self.headerLookup(request)(ReportProtocol.timestampHeader).flatMap { Int64($0) } ?? 0
+        guard fleet.polls.advance(sensor: sensor.name, to: pollMillis) else {
+            return refuse(.init(status: 409, reason: "block-list poll from \(sensor.name) is not newer than its last one (replayed)",
+                                counter: "replayed"))
+        }
         let appliedAt = (object["applied_ms"] as? NSNumber)?.int64Value ?? 0
         let wait = min(max((object["wait"] as? NSNumber)?.doubleValue ?? Double(BlockListProtocol.maxWaitSeconds), 0),
                        Double(BlockListProtocol.maxWaitSeconds))
@@ -40,22 +45,25 @@ extension ControllerAPI {
             let next = await fleet.hub.current
             // Shutting down: the sensor backs off and comes back to the next controller.
             if await fleet.hub.closed { return Self.json(["error": "shutting down"], status: .serviceUnavailable) }
-            guard next > current else { return Response(status: .notModified) }
             now = clock()
-            return try await send(fleet.lists.update(from: held, to: next, nowMillis: now))
+            guard next > current else { return try send(nil, sensor: sensor.name, poll: pollMillis, revision: current, now: now) }
+            return try await send(fleet.lists.update(from: held, to: next, nowMillis: now), sensor: sensor.name, poll: pollMillis,
+                                  revision: next, now: now)
         }
         if held == current {
             fleet.metrics.add("resync")
             logger.warning("Sensor \(sensor.name) holds revision \(held) but its kernel differs from the list (digest \(digest.prefix(12))… ≠ \(expected.prefix(12))…): sending a snapshot")
-            return try await send((fleet.lists.snapshot(revision: current, nowMillis: now), true))
+            return try await send((fleet.lists.snapshot(revision: current, nowMillis: now), true), sensor: sensor.name, poll: pollMillis,
+                                  revision: current, now: now)
         }
-        return try await send(fleet.lists.update(from: held, to: current, nowMillis: now))
+        return try await send(fleet.lists.update(from: held, to: current, nowMillis: now), sensor: sensor.name, poll: pollMillis,
+                              revision: current, now: now)
     }
 
-    private func send(_ update: (bytes: [UInt8], snapshot: Bool)?) -> Response {
-        guard let update else { return Response(status: .notModified) }
-        return Response(status: .ok, headers: [.contentType: "application/octet-stream"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: update.bytes)))
+    /// The signed answer: a receipt for this poll, then the update if there is one.
+    private func send(_ update: (bytes: [UInt8], snapshot: Bool)?, sensor: String, poll: Int64, revision: Int64, now: Int64) throws -> Response {
+        let bytes = try fleet.lists.answer(sensor: sensor, pollMillis: poll, revision: revision, rest: update?.bytes ?? [], nowMillis: now)
+        return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     /// Records what a sensor reports it applied, and how long that took from the decision.

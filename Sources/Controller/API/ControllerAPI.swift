@@ -20,8 +20,9 @@ struct ControllerAPI: Sendable {
         let router = Router()
         router.get("/health") { _, _ in Self.json(["status": "ok"]) }
         router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: .init(byteBuffer: ByteBuffer(string: metrics.prometheusText + fleet.metrics.prometheusText)))
+            let extra = await fleet.statusMetrics(nowMillis: clock())
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                            body: .init(byteBuffer: ByteBuffer(string: metrics.prometheusText + fleet.metrics.prometheusText + extra)))
         }
         router.post(RouterPath(stringLiteral: ReportProtocol.enrollPath)) { request, _ in
             try await enroll(request)
@@ -101,7 +102,7 @@ struct ControllerAPI: Sendable {
                                         status: status, now: clock() / 1000) else {
             return refuse(.init(status: 409, reason: "heartbeat from \(name) is not newer than the last one", counter: "replayed"))
         }
-        fleet.protected.update(sensor: name, status: status)
+        await fleet.heartbeat(sensor: name, status: status, nowMillis: clock(), logger: logger)
         metrics.add("heartbeats")
         return Self.json(["ok": true])
     }

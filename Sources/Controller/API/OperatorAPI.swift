@@ -36,10 +36,11 @@ extension ControllerAPI {
                                                      nowMillis: clock()) {
                 case .decided(let d, let revision):
                     fleet.metrics.add("decided_manual")
-                    return Self.json(["decision": Self.decisionObject(d), "revision": revision])
+                    // Sensors' claims never veto an operator; the operator is told what overlaps.
+                    let overlaps = fleet.protected.claims(overlapping: scope, now: clock() / 1000).map(ProtectedRegistry.describe)
+                    return Self.json(["decision": Self.decisionObject(d), "revision": revision, "overlaps": overlaps])
                 case .alreadyCovered(let d): return Self.json(["decision": Self.decisionObject(d), "already_covered": true])
-                case .protected(let why): return Self.json(["error": why], status: .conflict)
-                case .allowlisted(let why): return Self.json(["error": why], status: .conflict)
+                case .protected(let why), .allowlisted(let why), .knownPeer(let why): return Self.json(["error": why], status: .conflict)
                 }
             }
         }
@@ -79,11 +80,16 @@ extension ControllerAPI {
         router.get("/v1/fleet") { request, _ in
             try await authorized(request) {
                 let samples = fleet.metrics.samples.sorted()
+                let b = await fleet.correlation.breakerStatus(nowMillis: clock())
                 func pct(_ q: Double) -> Any { samples.isEmpty ? NSNull() : samples[min(samples.count - 1, Int(q * Double(samples.count)))] }
                 return Self.json([
                     "revision": await fleet.hub.current,
                     "time_to_enforce_seconds": ["count": samples.count, "p50": pct(0.5), "p99": pct(0.99)],
                     "tracked_sources": await fleet.correlation.trackedSources,
+                    "breaker": ["open": b.open, "limit_per_minute": b.limitPerMinute, "refused": b.refused, "openings": b.openings],
+                    "protected": fleet.protected.allClaims(now: clock() / 1000).map {
+                        ["scope": $0.prefix.description, "kind": $0.kind.rawValue, "sensor": $0.sensor]
+                    },
                     "sensors": try await sensorsJSON()["sensors"] ?? [],
                 ])
             }

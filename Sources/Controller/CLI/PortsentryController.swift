@@ -96,8 +96,9 @@ struct DataOptions: ParsableArguments {
     func engine() async throws -> (any ControllerStore, DecisionEngine) {
         let store = try await store()
         let policy = try config().policy
-        let protected = ProtectedRegistry(configured: policy.protected)
-        for s in try await store.sensors() where !s.revoked { protected.update(sensor: s.name, status: s.status) }
+        let protected = ProtectedRegistry(configured: policy.protected, sessionGrace: policy.sessionGrace, peerMemory: policy.peerMemory)
+        let now = Int64(Date().timeIntervalSince1970)
+        for s in try await store.sensors() where !s.revoked { protected.update(sensor: s.name, status: s.status, now: now) }
         var logger = Logger(label: "portsentry-controller")
         logger.logLevel = .warning
         return (store, DecisionEngine(store: store, policy: policy, protected: protected, logger: logger, published: nil))
@@ -285,9 +286,11 @@ struct Ban: AsyncParsableCommand {
         switch try await engine.decide(scope: prefix, origin: .manual, reason: reason, duration: duration, nowMillis: now) {
         case .decided(let d, let revision):
             print("banned \(prefix) \(d.expires == 0 ? "until unbanned" : "until \(d.expires) (\(d.expires - now / 1000) s)") [decision \(d.id ?? 0), revision \(revision)]")
+            for claim in engine.protected.claims(overlapping: prefix, now: now / 1000) {
+                print("note: overlaps \(ProtectedRegistry.describe(claim)); that sensor will not enforce it on itself")
+            }
         case .alreadyCovered(let d): print("\(prefix) is already covered by decision \(d.id ?? 0) on \(d.scope)")
-        case .protected(let why): throw Failure("refused: \(why)")
-        case .allowlisted(let why): throw Failure("refused: \(why)")
+        case .protected(let why), .allowlisted(let why), .knownPeer(let why): throw Failure("refused: \(why)")
         }
     }
 }

@@ -92,6 +92,10 @@ struct ControllerConfig: Equatable, Sendable {
         case "BLOCK_ESCALATION": policy.escalation = try int(1...100)
         case "BLOCK_MAX_DURATION": policy.maxDuration = try seconds()
         case "OFFENSE_MEMORY": policy.offenseMemory = try seconds()
+        case "STEALTH_BLOCK_DURATION": policy.stealthMaxDuration = try seconds()
+        case "SESSION_GRACE": policy.sessionGrace = try seconds()
+        case "PEER_MEMORY": policy.peerMemory = try seconds()
+        case "FLEET_DECISION_RATE": policy.decisionRate = try int(0...1_000_000)
         case "PROTECT":
             for item in value.split(whereSeparator: { $0 == "," || $0 == " " }) {
                 do { policy.protected.append(try IPPrefix(parsing: item)) } catch {
@@ -136,8 +140,10 @@ struct ControllerConfig: Equatable, Sendable {
         HORIZONTAL_HOSTS = 5
         # Vertical scan summed across hosts: distinct ports, weighted the same way.
         VERTICAL_PORTS = 20
-        # Stealth probes can be spoofed: a decision needs this many sensors to have seen the
-        # source, unless one of them completed a handshake with it (proof of the address).
+        # Every automatic decision needs this many sensors to have seen the source: one sensor
+        # alone (perhaps compromised, perhaps lied to by forged packets) never blocks anything
+        # fleet-wide. A completed handshake weighs twice a tripwire probe, but does not replace
+        # the quorum.
         QUORUM_SENSORS = 2
         # A source blocked locally by this many sensors is blocked fleet-wide (0 = never).
         PROMOTE_LOCAL_BLOCKS = 2
@@ -153,8 +159,23 @@ struct ControllerConfig: Equatable, Sendable {
         BLOCK_MAX_DURATION = 7d
         OFFENSE_MEMORY = 30d
 
-        # Never blocked fleet-wide, besides the addresses each sensor reports as protected
-        # (its gateways and resolvers) and the controller's own addresses.
+        # Stealth probes (SYN, FIN, NULL, XMAS, ACK, UDP...) can be forged from any address. A
+        # decision on them alone, with no completed handshake, lasts at most this long and never
+        # escalates, and is not taken at all against an address that completed real TCP
+        # connections with a fleet member within PEER_MEMORY (sensors report such peers).
+        STEALTH_BLOCK_DURATION = 15m
+        PEER_MEMORY = 24h
+        # An admin's live session on a sensor's PROTECT_PORTS protects its peer fleet-wide while
+        # it lives and this long after.
+        SESSION_GRACE = 1h
+        # Circuit breaker: at most this many automatic decisions a minute; past it, findings
+        # are refused and counted until the rate falls (0 = no limit). Operators are not limited.
+        FLEET_DECISION_RATE = 60
+
+        # Never blocked fleet-wide, not even by an operator, besides the controller's own
+        # addresses. What sensors report (their own addresses, gateways and resolvers on their
+        # networks, ignore files, admin sessions) also stops automatic decisions, never an
+        # operator's (who is told what overlaps).
         # PROTECT = 192.0.2.1, 2001:db8::/64
         """
 }
@@ -174,14 +195,26 @@ struct CorrelationPolicy: Equatable, Sendable {
     var maxDuration: Int64 = 7 * 86_400
     var offenseMemory: Int64 = 30 * 86_400
     var protected: [IPPrefix] = []
+    /// Longest block on stealth evidence alone (never escalated).
+    var stealthMaxDuration: Int64 = 900
+    /// How long an admin session's peer stays protected after it was last reported.
+    var sessionGrace: Int64 = 3600
+    /// How long a sensor's established-connection peer counts as proven.
+    var peerMemory: Int64 = 86_400
+    /// Automatic decisions a minute before the fleet breaker opens (0: no limit).
+    var decisionRate = 60
 
     func validate(file: String) throws(ControllerConfig.Failure) {
         guard window >= 1 else { throw .init(description: "\(file): CORRELATION_WINDOW must be at least 1 s") }
+        guard stealthMaxDuration >= 1 else { throw .init(description: "\(file): STEALTH_BLOCK_DURATION must be at least 1 s") }
         guard blockDuration >= 1 else { throw .init(description: "\(file): BLOCK_DURATION must be at least 1 s") }
         guard maxDuration >= blockDuration else {
             throw .init(description: "\(file): BLOCK_MAX_DURATION (\(maxDuration) s) is shorter than BLOCK_DURATION (\(blockDuration) s)")
         }
     }
+
+    /// Duration of a block on stealth evidence alone: short, never escalated.
+    var stealthDuration: Int64 { min(duration(offense: 1), stealthMaxDuration) }
 
     /// Duration of the `offense`-th block (1 = first).
     func duration(offense: Int) -> Int64 {

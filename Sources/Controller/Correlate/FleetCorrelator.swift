@@ -6,6 +6,9 @@ struct Finding: Equatable, Sendable {
     var origin: DecisionRecord.Origin
     var reason: String
     var events: [String]
+    /// A completed handshake is among the evidence: the source address is proven, not forged.
+    /// Without one the decision rests on probes anyone could have forged.
+    var proven: Bool
 }
 
 /// Sees every sensor's events together, per source, in a sliding window, and finds what
@@ -13,10 +16,12 @@ struct Finding: Equatable, Sendable {
 /// spread over hosts, distributed scans (many sources in one prefix working together), and
 /// sources several sensors already blocked on their own.
 ///
-/// Evidence is weighted by how hard it is to forge: a completed handshake or a tripwire
-/// probe counts one host (or port), a closed-port negative reply half, UDP a quarter. Stealth
-/// probes can be spoofed, so a decision needs `quorum` sensors, unless one of them completed a
-/// handshake with the source (which proves the address).
+/// Evidence is weighted by how hard it is to forge: a completed handshake counts two hosts
+/// (or ports), a tripwire probe one, a closed-port negative reply half, UDP a quarter. Every
+/// finding needs `quorum` distinct sensors to have seen the source: a single sensor, whether
+/// fooled by forged packets or compromised and lying about handshakes, never decides alone.
+/// A finding says whether a handshake proved the address (`proven`); the decision engine
+/// treats unproven ones as possibly forged.
 ///
 /// Memory is bounded: at most `maxSources` sources, `maxTouches` distinct touches per source
 /// and `maxPrefixSources` sources per prefix; the least recently seen go first.
@@ -62,7 +67,8 @@ final class FleetCorrelator {
 
     static func weight(evidence: String) -> Int {
         switch evidence {
-        case "handshake", "tripwire": return unit
+        case "handshake": return 2 * unit
+        case "tripwire": return unit
         case "negative-reply": return unit / 2
         default: return unit / 4  // udp and anything a newer sensor may send
         }
@@ -210,21 +216,21 @@ final class FleetCorrelator {
         }
         guard let a = sources[source], a.quietUntil <= now, !a.touches.isEmpty else { return nil }
         let t = tally(a.touches)
-        let corroborated = t.handshake || t.sensors.count >= policy.quorum
+        let corroborated = t.sensors.count >= policy.quorum
         let window = "in \(policy.window) s"
         if t.hosts >= policy.horizontalHosts * Self.unit, corroborated {
             return Finding(scope: IPPrefix(host: source), origin: .correlation,
                            reason: "horizontal sweep: \(t.hostCount) hosts, \(t.portCount) ports, seen by \(t.sensors.count) sensors \(window)",
-                           events: t.events)
+                           events: t.events, proven: t.handshake)
         }
         if t.ports >= policy.verticalPorts * Self.unit, corroborated {
             return Finding(scope: IPPrefix(host: source), origin: .correlation,
                            reason: "vertical scan across hosts: \(t.portCount) ports on \(t.hostCount) hosts, seen by \(t.sensors.count) sensors \(window)",
-                           events: t.events)
+                           events: t.events, proven: t.handshake)
         }
-        if policy.promoteLocalBlocks > 0, t.blockers.count >= policy.promoteLocalBlocks {
+        if policy.promoteLocalBlocks > 0, t.blockers.count >= policy.promoteLocalBlocks, corroborated {
             return Finding(scope: IPPrefix(host: source), origin: .sensor,
-                           reason: "blocked locally by \(t.blockers.count) sensors \(window)", events: t.events)
+                           reason: "blocked locally by \(t.blockers.count) sensors \(window)", events: t.events, proven: t.handshake)
         }
         return nil
     }
@@ -237,9 +243,9 @@ final class FleetCorrelator {
         let touches = live.lazy.compactMap { self.sources[$0]?.touches }.joined().filter { $0.time >= cutoff }
         let t = tally(sequence: touches)
         guard t.hosts >= policy.horizontalHosts * Self.unit || t.ports >= policy.verticalPorts * Self.unit,
-              t.handshake || t.sensors.count >= policy.quorum else { return nil }
+              t.sensors.count >= policy.quorum else { return nil }
         return Finding(scope: p, origin: .correlation,
                        reason: "distributed scan: \(live.count) sources in \(p) touched \(t.hostCount) hosts, \(t.portCount) ports, seen by \(t.sensors.count) sensors in \(policy.window) s",
-                       events: t.events)
+                       events: t.events, proven: t.handshake)
     }
 }

@@ -3,9 +3,16 @@ import Logging
 import PortsentryShared
 
 /// Turns findings and operator commands into decisions, and decisions into block-list
-/// revisions. Every path runs the same checks: never a protected address, never an
-/// allowlisted one, no second decision for a scope an active one already covers; repeat
-/// offenders get escalating durations.
+/// revisions. Every path runs the same checks: never an allowlisted scope, no second decision
+/// for a scope an active one already covers; repeat offenders get escalating durations.
+///
+/// Protection differs by who asks. Automatic decisions (correlation, promoted local blocks)
+/// never cover anything in the protected registry; when they rest on stealth probes alone
+/// (anyone can forge those), they are short, never escalate, and are not taken against an
+/// address that completed real connections with the fleet. An operator's decision is only
+/// refused by the controller's own config and addresses: what sensors claim is shown to the
+/// operator as an overlap, never a veto (a compromised sensor must not shield an attacker
+/// from the people running the fleet).
 struct DecisionEngine: Sendable {
     let store: any ControllerStore
     let policy: CorrelationPolicy
@@ -18,21 +25,34 @@ struct DecisionEngine: Sendable {
         case decided(DecisionRecord, revision: Int64)
         case protected(String)
         case allowlisted(String)
+        /// Stealth evidence only, against an address that completed real connections with the fleet.
+        case knownPeer(String)
         case alreadyCovered(DecisionRecord)
     }
 
     /// Blocks `scope`. `duration` nil uses the policy (with escalation); 0 is until unbanned.
+    /// `proven` false: the evidence is stealth probes only (see the type's comment).
     func decide(scope: IPPrefix, origin: DecisionRecord.Origin, reason: String, events: [String] = [],
-                duration: Int64? = nil, nowMillis: Int64) async throws -> Outcome {
+                duration: Int64? = nil, proven: Bool = true, nowMillis: Int64) async throws -> Outcome {
         let now = nowMillis / 1000
-        if let why = protected.protection(covering: scope) { return .protected(why) }
+        let automatic = origin != .manual
+        if automatic {
+            if let why = protected.protection(covering: scope, now: now) { return .protected(why) }
+            if !proven, protected.isKnownPeer(scope, now: now) {
+                return .knownPeer("\(scope) completed real TCP connections with fleet members in the last \(policy.peerMemory) s, "
+                                  + "and the evidence is stealth probes only")
+            }
+        } else if let why = protected.operatorProtection(covering: scope) {
+            return .protected(why)
+        }
         if let allow = try await store.allows(now: now).first(where: { $0.prefix?.overlaps(scope) ?? false }) {
             return .allowlisted("\(allow.scope) is allowlisted (\(allow.reason))")
         }
         // Only decisions on this scope or a prefix containing it matter here.
         let active = try await store.activeDecisions(now: now, scopes: scope.coveringScopes)
         let offense = try await store.decisionCount(scope: scope.description, sinceMs: nowMillis - policy.offenseMemory * 1000) + 1
-        let seconds = duration ?? policy.duration(offense: offense)
+        // Stealth-only evidence: short and never escalated (the "offender" may be a victim of forgery).
+        let seconds = duration ?? (automatic && !proven ? policy.stealthDuration : policy.duration(offense: offense))
         let expires = seconds == 0 ? 0 : now + seconds
         if let covering = active.first(where: { d in
             guard let p = d.prefix, p.contains(scope.network), p.length <= scope.length else { return false }
@@ -52,6 +72,11 @@ struct DecisionEngine: Sendable {
         let (inserted, revision) = try await store.commit(LedgerWrite(insert: [record], changes: [(record.scope, entry)],
                                                                       createdMs: nowMillis))
         let decided = inserted.first ?? record
+        if !automatic {
+            for claim in protected.claims(overlapping: scope, now: now).prefix(5) {
+                logger.warning("Operator decision on \(scope) overlaps \(ProtectedRegistry.describe(claim)); that sensor will not enforce it on itself")
+            }
+        }
         logger.notice("Decision \(decided.id ?? 0): block \(scope) \(seconds == 0 ? "until unbanned" : "for \(seconds) s") (offence \(offense), \(origin.rawValue)): \(reason) [revision \(revision)]")
         await published?(revision)
         return .decided(decided, revision: revision)
@@ -75,6 +100,34 @@ struct DecisionEngine: Sendable {
         logger.notice("\(why): lifted \(lifted.count) decision(s) overlapping \(scope) [revision \(revision)]")
         await published?(revision)
         return lifted.count
+    }
+
+    /// Lifts at once every automatic decision that covers a newly protected claim (an admin
+    /// session that just started, a sensor that came up with a new address). Operator
+    /// decisions stay: sensors' claims never veto an operator.
+    @discardableResult
+    func liftAutomatic(covering claims: [ProtectedRegistry.Claim], nowMillis: Int64) async throws -> Int {
+        guard !claims.isEmpty else { return 0 }
+        let now = nowMillis / 1000
+        var active = try await store.activeDecisions(now: now)
+        var lifted = 0
+        for d in active where d.origin != DecisionRecord.Origin.manual.rawValue {
+            guard let p = d.prefix, let claim = claims.first(where: { $0.prefix.overlaps(p) }) else { continue }
+            lifted += try await liftOne(d, active: active, nowMillis: nowMillis,
+                                        why: "\(ProtectedRegistry.describe(claim)) (newly protected)")
+            active.removeAll { $0.id == d.id }
+        }
+        return lifted
+    }
+
+    private func liftOne(_ d: DecisionRecord, active: [DecisionRecord], nowMillis: Int64, why: String) async throws -> Int {
+        guard let id = d.id else { return 0 }
+        let remaining = active.filter { $0.scope == d.scope && $0.id != id }
+        let entry: Int64 = remaining.isEmpty ? -1 : (remaining.contains { $0.expires == 0 } ? 0 : remaining.map(\.expires).max()!)
+        let (_, revision) = try await store.commit(LedgerWrite(revoke: [id], changes: [(d.scope, entry)], createdMs: nowMillis))
+        logger.warning("Lifted decision \(id) on \(d.scope): \(why) [revision \(revision)]")
+        await published?(revision)
+        return 1
     }
 
     /// Allowlists `scope` (`seconds` 0: until removed) and at once lifts every decision on it.

@@ -54,6 +54,11 @@ final class BlockListService: Sendable {
         try await current(revision: revision, nowMillis: nowMillis).framed
     }
 
+    /// The signed answer to one poll: a receipt for it, then `rest` (an update, or nothing).
+    func answer(sensor: String, pollMillis: Int64, revision: Int64, rest: [UInt8], nowMillis: Int64) throws -> [UInt8] {
+        try PollReceipt.answer(sensor: sensor, pollMillis: pollMillis, revision: revision, answeredMillis: nowMillis, rest: rest, key: key)
+    }
+
     /// A signed update taking a sensor from `base` to `revision` (nil: nothing to send).
     func update(from base: Int64, to revision: Int64, nowMillis: Int64) async throws -> (bytes: [UInt8], snapshot: Bool)? {
         if base == revision { return nil }

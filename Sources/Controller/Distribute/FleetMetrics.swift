@@ -69,9 +69,17 @@ final class FleetMetrics: Sendable {
             "# HELP portsentry_controller_decisions_refused_total Findings not acted on, by reason.",
             "# TYPE portsentry_controller_decisions_refused_total counter",
         ]
-        for reason in ["protected", "allowlisted"] {
+        for reason in ["protected", "allowlisted", "known_peer", "breaker"] {
             lines.append("portsentry_controller_decisions_refused_total{reason=\"\(reason)\"} \(s.counters["refused_" + reason] ?? 0)")
         }
+        lines += [
+            "# HELP portsentry_controller_events_foreign_destination_total Events a sensor reported about addresses not its own (stored, never correlated).",
+            "# TYPE portsentry_controller_events_foreign_destination_total counter",
+            "portsentry_controller_events_foreign_destination_total \(s.counters["foreign_destination"] ?? 0)",
+            "# HELP portsentry_controller_decisions_lifted_protected_total Automatic decisions lifted because an address they cover became protected.",
+            "# TYPE portsentry_controller_decisions_lifted_protected_total counter",
+            "portsentry_controller_decisions_lifted_protected_total \(s.counters["lifted_protected"] ?? 0)",
+        ]
         return lines.joined(separator: "\n") + "\n"
     }
 }

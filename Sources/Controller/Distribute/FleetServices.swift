@@ -19,14 +19,18 @@ struct FleetServices: Sendable {
     let operatorToken: String?
     /// The last (revision, digest) each sensor reported, so the store is written only on change.
     let applied = AppliedRevisions()
+    /// Each sensor's newest poll timestamp: an older or equal one is a replay.
+    let polls = PollClock()
 
     static func make(store: any ControllerStore, signing: Ed25519.PrivateKey, policy: CorrelationPolicy,
                      operatorToken: String?, logger: Logger, ownAddresses: [IPAddress] = ProtectedRegistry.localAddresses())
         async throws -> FleetServices {
         let (revision, _) = try await store.currentRevision()
         let hub = RevisionHub(current: revision)
-        let protected = ProtectedRegistry(configured: policy.protected, own: ownAddresses)
-        for s in try await store.sensors() where !s.revoked { protected.update(sensor: s.name, status: s.status) }
+        let protected = ProtectedRegistry(configured: policy.protected, own: ownAddresses, sessionGrace: policy.sessionGrace,
+                                          peerMemory: policy.peerMemory)
+        let nowSeconds = Int64(Date().timeIntervalSince1970)
+        for s in try await store.sensors() where !s.revoked { protected.update(sensor: s.name, status: s.status, now: nowSeconds) }
         let metrics = FleetMetrics()
         let engine = DecisionEngine(store: store, policy: policy, protected: protected, logger: logger,
                                     published: { await hub.advance(to: $0) })
@@ -39,12 +43,72 @@ struct FleetServices: Sendable {
                              metrics: metrics, protected: protected, operatorToken: operatorToken)
     }
 
+    /// A sensor's heartbeat: takes its protection report, and lifts at once any automatic
+    /// decision covering what became protected with it (an admin session that just started).
+    func heartbeat(sensor: String, status: String, nowMillis: Int64, logger: Logger) async {
+        guard let fresh = protected.update(sensor: sensor, status: status, now: nowMillis / 1000) else {
+            logger.warning("Heartbeat from \(sensor) carries no readable protection report; its previous claims stay")
+            return
+        }
+        guard !fresh.isEmpty else { return }
+        do {
+            let lifted = try await engine.liftAutomatic(covering: fresh, nowMillis: nowMillis)
+            if lifted > 0 { metrics.add("lifted_protected", lifted) }
+        } catch {
+            logger.error("Cannot lift decisions covering newly protected addresses of \(sensor): \(error)")
+        }
+    }
+
+    /// Metrics that live outside `FleetMetrics`: the breaker and the protected registry.
+    func statusMetrics(nowMillis: Int64) async -> String {
+        let b = await correlation.breakerStatus(nowMillis: nowMillis)
+        let c = protected.counts(now: nowMillis / 1000)
+        let lines = [
+            "# HELP portsentry_controller_breaker_open 1 while the fleet circuit breaker refuses automatic decisions.",
+            "# TYPE portsentry_controller_breaker_open gauge",
+            "portsentry_controller_breaker_open \(b.open ? 1 : 0)",
+            "# HELP portsentry_controller_breaker_openings_total Times the fleet circuit breaker opened.",
+            "# TYPE portsentry_controller_breaker_openings_total counter",
+            "portsentry_controller_breaker_openings_total \(b.openings)",
+            "# HELP portsentry_controller_protected_claims Believed protection claims from sensors (own addresses, gateways, resolvers, ignore entries).",
+            "# TYPE portsentry_controller_protected_claims gauge",
+            "portsentry_controller_protected_claims \(c.claims)",
+            "# HELP portsentry_controller_protected_sessions Admin-session peers protected fleet-wide (live or in grace).",
+            "# TYPE portsentry_controller_protected_sessions gauge",
+            "portsentry_controller_protected_sessions \(c.sessions)",
+            "# HELP portsentry_controller_known_peers Addresses that completed real connections with fleet members (PEER_MEMORY).",
+            "# TYPE portsentry_controller_known_peers gauge",
+            "portsentry_controller_known_peers \(c.knownPeers)",
+            "# HELP portsentry_controller_protected_claims_implausible_total Sensor claims not believed (gateway or resolver off its networks, ignore entry too wide).",
+            "# TYPE portsentry_controller_protected_claims_implausible_total counter",
+            "portsentry_controller_protected_claims_implausible_total \(c.implausible)",
+            "# HELP portsentry_controller_sensor_fleet_skipped Fleet-list entries sensors refused to enforce on themselves (protected there).",
+            "# TYPE portsentry_controller_sensor_fleet_skipped gauge",
+            "portsentry_controller_sensor_fleet_skipped \(c.fleetSkipped)",
+        ]
+        return lines.joined(separator: "\n") + "\n"
+    }
+
     /// Follows revisions made elsewhere (the CLI, other controller replicas on the same
     /// database) so their sensors' long polls wake within `interval`.
     func followStore(interval: Duration = .milliseconds(100)) async {
         while !Task.isCancelled {
             if let (revision, _) = try? await lists.store.currentRevision() { await hub.advance(to: revision) }
             try? await Task.sleep(for: interval)
+        }
+    }
+}
+
+/// The newest poll timestamp seen from each sensor (with the signed-timestamp window, this
+/// makes every poll usable once).
+final class PollClock: Sendable {
+    private let map = Mutex<[String: Int64]>([:])
+    /// True, and remembered, when `millis` is newer than the sensor's last poll.
+    func advance(sensor: String, to millis: Int64) -> Bool {
+        map.withLock { m in
+            guard millis > m[sensor] ?? .min else { return false }
+            m[sensor] = millis
+            return true
         }
     }
 }

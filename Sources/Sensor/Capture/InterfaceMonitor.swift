@@ -10,6 +10,8 @@ struct InterfaceInfo: Equatable, Sendable {
     var isLoopback: Bool
     var isUp: Bool
     var addresses: [IPAddress]
+    /// The on-link networks of those addresses (address and netmask length).
+    var networks: [IPPrefix] = []
 }
 
 /// Which interfaces to capture on: Portsentry's `-i` semantics plus an exclude list.
@@ -93,10 +95,21 @@ final class InterfaceMonitor {
             switch Int32(sa.pointee.sa_family) {
             case AF_INET:
                 let a = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr.s_addr }
-                byName[name]?.addresses.append(IPAddress(ipv4: UInt32(bigEndian: a)))
+                let address = IPAddress(ipv4: UInt32(bigEndian: a))
+                byName[name]?.addresses.append(address)
+                if let mask = entry.pointee.ifa_netmask {
+                    let m = mask.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr.s_addr }
+                    byName[name]?.networks.append(IPPrefix(address, length: UInt32(bigEndian: m).nonzeroBitCount))
+                }
             case AF_INET6:
                 var a = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
-                byName[name]?.addresses.append(withUnsafeBytes(of: &a) { IPAddress(ipv6Bytes: $0.baseAddress!) })
+                let address = withUnsafeBytes(of: &a) { IPAddress(ipv6Bytes: $0.baseAddress!) }
+                byName[name]?.addresses.append(address)
+                if let mask = entry.pointee.ifa_netmask {
+                    var m = mask.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
+                    let bits = withUnsafeBytes(of: &m) { $0.reduce(0) { $0 + $1.nonzeroBitCount } }
+                    byName[name]?.networks.append(IPPrefix(address, length: bits))
+                }
             default:
                 break
             }

@@ -31,6 +31,11 @@ enum SocketDiag {
         dump(proto: UInt8(IPPROTO_UDP), states: 0xFFFF_FFFF, peer: nil)
     }
 
+    /// Every established TCP connection (both families).
+    static func established() -> [Entry]? {
+        dump(proto: UInt8(IPPROTO_TCP), states: 1 << 1 /* TCP_ESTABLISHED */, peer: nil)
+    }
+
     /// Established TCP connections with peers in `peers`, filtered by the kernel.
     static func established(with peers: IPPrefix) -> [Entry]? {
         dump(proto: UInt8(IPPROTO_TCP), states: 1 << 1 /* TCP_ESTABLISHED */, peer: peers)

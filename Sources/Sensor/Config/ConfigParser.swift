@@ -163,6 +163,7 @@ enum ConfigParser {
         "ALERT_INTERVAL": { c, v throws(ConfigProblem) in c.alerts.interval = try duration(v, 1...86_400) },
         "ALERT_GATHER": { c, v throws(ConfigProblem) in c.alerts.gather = try duration(v, 1...3600) },
         "SPOOL_MAX_MB": { c, v throws(ConfigProblem) in c.spoolMaxMB = try int(v, 1...65_536) },
+        "FLEET_STALE_AFTER": { c, v throws(ConfigProblem) in c.fleetStaleAfter = try duration(v, 30...86_400) },
         "HOSTS_DENY_FILE": { c, v throws(ConfigProblem) in
             guard let p = try path(v) else { throw ConfigProblem("HOSTS_DENY_FILE cannot be empty") }
             c.hostsDenyFile = p

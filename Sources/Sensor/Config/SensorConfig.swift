@@ -55,6 +55,9 @@ struct SensorConfig: Sendable, Equatable {
     var alerts = AlertSettings()
     /// Bound on the controller spool (events waiting while the controller is unreachable).
     var spoolMaxMB = 64
+    /// Seconds without a fresh signed answer from the controller before the sensor says its
+    /// fleet list may be stale (withheld updates).
+    var fleetStaleAfter: Int64 = 120
 
     /// Where KILL_HOSTS_DENY lines go (Portsentry's compile-time WRAPPER_HOSTS_DENY).
     var hostsDenyFile = "/etc/hosts.deny"

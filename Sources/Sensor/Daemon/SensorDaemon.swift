@@ -23,6 +23,9 @@ final class SensorDaemon {
     static let socketRefresh: Int64 = 2 * nanosPerSecond
     /// Gateways and resolvers change rarely; sessions are re-read anyway right before a block.
     static let protectedRefresh: Int64 = 5 * nanosPerSecond
+    /// Established connections are re-read this often: an admin session that starts is
+    /// protected here and reported to the controller within it (one sock_diag dump).
+    static let sessionScan: Int64 = 1 * nanosPerSecond
     /// Block expiry and state saving.
     static let housekeeping: Int64 = 1 * nanosPerSecond
     /// Interfaces are re-read on every netlink event; this is the fallback period.
@@ -51,6 +54,10 @@ final class SensorDaemon {
     private var controllerAddress: IPAddress? = nil
     private let started = Clock.monotonic()
     private var filterAddresses: [IPAddress] = []
+    /// The on-link networks of this host's interfaces (reported so the controller can tell a
+    /// plausible gateway claim from a foreign one).
+    private var ownNetworks: [IPPrefix] = []
+    private var sessions = SessionWatch()
     private var filterAnyListenersTCP = PortSet()
     private var filterAnyListenersUDP = PortSet()
     private var reportedDrops: [String: UInt64] = [:]
@@ -87,7 +94,7 @@ final class SensorDaemon {
                                     maxSpoolBytes: config.spoolMaxMB << 20)
                 logger.notice("Reporting to the controller at \(enrollment.url) as \(enrollment.sensor)")
                 fleet = try FleetSubscription(enrollment: enrollment, key: key, firewall: try FirewallFactory.makeFleet(config),
-                                              stateDir: config.stateDir)
+                                              stateDir: config.stateDir, staleAfter: config.fleetStaleAfter)
                 controllerAddress = URLComponents(string: enrollment.url)?.host.flatMap {
                     IPAddress($0.trimmingCharacters(in: CharacterSet(charactersIn: "[]")))
                 }
@@ -125,6 +132,7 @@ final class SensorDaemon {
         }
         restoreBlocks()
         responder.refreshProtected()
+        _ = sessions.scan(ports: config.protectPorts, ignoring: { self.detector.host.ownAddresses.contains($0) })
         publishProtected()
         fleet?.start()
         do { control = try ControlServer(path: config.controlSocket) } catch {
@@ -135,6 +143,7 @@ final class SensorDaemon {
 
         var lastSockets = Clock.monotonic()
         var lastProtected = lastSockets
+        var lastSessions = lastSockets
         var lastHousekeeping = lastSockets
         var lastHeartbeat: Int64? = nil
         var lastInterfaces = lastSockets
@@ -187,10 +196,24 @@ final class SensorDaemon {
                 responder.refreshProtected()
                 publishProtected()
             }
+            if now - lastSessions >= Self.sessionScan {
+                lastSessions = now
+                let fresh = sessions.scan(ports: config.protectPorts, ignoring: { self.detector.host.ownAddresses.contains($0) })
+                if !fresh.isEmpty {
+                    logger.notice("Live session on PROTECT_PORTS from \(fresh.map(\.description).joined(separator: ", ")): protected here and reported to the controller")
+                    publishProtected()
+                    fleet?.reprotect()
+                    if let uplink {
+                        lastHeartbeat = now
+                        uplink.heartbeat(heartbeatStatus(), urgent: true)
+                    }
+                }
+            }
             if now - lastHousekeeping >= Self.housekeeping {
                 lastHousekeeping = now
                 responder.expire(now: Clock.wallSeconds())
                 saveBlocks()
+                fleet?.checkStale(nowMillis: Clock.wall() / 1_000_000)
             }
             if interfacesDirty || now - lastInterfaces >= Self.interfaceRescan {
                 interfacesDirty = false
@@ -264,10 +287,18 @@ final class SensorDaemon {
 
     /// Fail-static restart: every block still in force goes back into the kernel, with its
     /// remaining time, in one transaction; expired ones were dropped when the state loaded.
+    ///
+    /// Only when this run blocks: a log-only sensor leaves the firewall as it found it and
+    /// says what an earlier blocking run left behind.
     private func restoreBlocks() {
         let now = Clock.wallSeconds()
         let live = responder.blocks.blocks.values.map { ($0.target, seconds: $0.remaining(now: now)) }
-        guard !live.isEmpty, let firewall = responder.firewall else { return }
+        guard !live.isEmpty else { return }
+        guard config.blockTCP == .block || config.blockUDP == .block else {
+            logger.warning("\(live.count) block(s) left by an earlier run in \(statePath) are not enforced: this run does not block (BLOCK_TCP/BLOCK_UDP). Anything they left in the firewall stays until it expires; `portsentry blocks flush` lifts it and clears the file")
+            return
+        }
+        guard let firewall = responder.firewall else { return }
         do {
             let started = Clock.monotonic()
             try firewall.replaceAll(live)
@@ -324,7 +355,31 @@ final class SensorDaemon {
             "protected": .array(protectedAddresses().map { .string($0.description) }),
             "blocklist_revision": .int(fleet?.status.revision ?? 0),
             "blocklist_entries": .int(Int64(fleet?.status.entries ?? 0)),
+            "blocklist_skipped": .int(Int64(fleet?.status.skippedNow ?? 0)),
+            "blocklist_stale": .bool(fleet?.status.stale ?? false),
+            "protection": protectionReport().canonical,
         ])
+    }
+
+    /// What the controller needs to keep this host, its neighbours and its admins off the
+    /// fleet list (see `ProtectionReport`).
+    private func protectionReport() -> ProtectionReport {
+        var r = ProtectionReport()
+        r.addresses = filterAddresses.filter { !$0.isLoopback }
+        r.networks = ownNetworks
+        for (address, reason) in responder.protected.all {
+            switch reason {
+            case .gateway: r.gateways.append(address)
+            case .resolver: r.resolvers.append(address)
+            default: break
+            }
+        }
+        if let controllerAddress { r.controller = [controllerAddress] }
+        r.ignored = detector.ignore.prefixes
+        r.sessions = sessions.sessions.sorted()
+        r.peers = sessions.takePeers()
+        r.fleetSkipped = fleet?.status.skippedTotal ?? 0
+        return r.bounded()
     }
 
     /// Gateways, resolvers and the controller: never blocked here, and reported so the
@@ -336,7 +391,8 @@ final class SensorDaemon {
     }
 
     private func publishProtected() {
-        fleet?.setProtected(protectedAddresses() + filterAddresses)
+        fleet?.setProtected(FleetSubscription.Protection(addresses: protectedAddresses() + filterAddresses + sessions.sessions,
+                                                         ignored: detector.ignore.prefixes, sessionPorts: config.protectPorts))
     }
 
     // MARK: control socket
@@ -435,6 +491,12 @@ final class SensorDaemon {
                          "breaker_refused": r.breakerRefused, "failures": r.failures, "expired": r.expired,
                          "last_block_latency_us": r.lastBlockLatencyMicros, "max_block_latency_us": r.maxBlockLatencyMicros],
             "output": ["written": reporter.limiter.written, "suppressed": reporter.limiter.total.total],
+            "fleet": fleet.map { f -> [String: Any] in
+                let s = f.status
+                return ["revision": s.revision, "entries": s.entries, "connected": s.connected, "skipped_now": s.skippedNow,
+                        "skipped_total": s.skippedTotal, "stale": s.stale,
+                        "fresh_age_seconds": s.lastFreshMillis == 0 ? -1 : (Clock.wall() / 1_000_000 - s.lastFreshMillis) / 1000]
+            } ?? ["enrolled": false],
         ]
     }
 
@@ -443,6 +505,7 @@ final class SensorDaemon {
     private func refreshInterfaces() {
         let all = InterfaceMonitor.current()
         let addresses = Array(Set(all.filter(\.isUp).flatMap(\.addresses))).sorted()
+        ownNetworks = Array(Set(all.filter { $0.isUp && !$0.isLoopback }.flatMap(\.networks))).sorted { $0.description < $1.description }
         detector.host.ownAddresses = AddressSet(addresses.map { IPPrefix(host: $0) })
         guard options.mode != .connect else { return }
         let wanted = Set(all.filter { options.interfaces.selects($0) }.map(\.name))
@@ -557,6 +620,8 @@ final class SensorDaemon {
             startAlerts(newConfig.alerts)
         }
         installFilters(addresses: filterAddresses)
+        publishProtected()
+        fleet?.reprotect()
         logger.notice("Configuration reloaded from \(configPath) (\(ignore.count) ignore entries); per-source state kept")
     }
 

@@ -36,6 +36,7 @@ final class Uplink: @unchecked Sendable {
     private(set) var droppedEvents = 0
     private(set) var refusedBatches = 0
     private var heartbeatBody: [UInt8]? = nil
+    private var heartbeatUrgent = false
     private var heartbeatSent: Date? = nil
     private var lastHeartbeatMillis: Int64 = 0
 
@@ -64,10 +65,12 @@ final class Uplink: @unchecked Sendable {
         if pending.count >= Self.maxEvents { seal() }
     }
 
-    /// The latest status, sent as the next heartbeat.
-    func heartbeat(_ status: CanonicalJSON) {
+    /// The latest status, sent as the next heartbeat; `urgent` sends it now rather than at the
+    /// next interval (an admin session that must be protected fleet-wide at once).
+    func heartbeat(_ status: CanonicalJSON, urgent: Bool = false) {
         condition.lock()
         heartbeatBody = status.bytes
+        if urgent { heartbeatUrgent = true }
         condition.broadcast()
         condition.unlock()
     }
@@ -191,8 +194,10 @@ final class Uplink: @unchecked Sendable {
     private func sendHeartbeatIfDue() {
         condition.lock()
         let body = heartbeatBody
+        let urgent = heartbeatUrgent
+        heartbeatUrgent = false
         condition.unlock()
-        guard let body, heartbeatSent.map({ Date().timeIntervalSince($0) >= Self.heartbeatInterval }) ?? true else { return }
+        guard let body, urgent || heartbeatSent.map({ Date().timeIntervalSince($0) >= Self.heartbeatInterval }) ?? true else { return }
         heartbeatSent = Date()
         // Strictly increasing: the controller refuses a heartbeat not newer than the last.
         let millis = max(Clock.wall() / 1_000_000, lastHeartbeatMillis + 1)

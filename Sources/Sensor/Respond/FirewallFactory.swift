@@ -3,8 +3,8 @@ enum FirewallFactory {
     static func make(_ config: SensorConfig) throws(FirewallError) -> (any FirewallBackend)? {
         if config.dryRun { return DryRunFirewall() }
         switch config.nativeFirewall {
-        case .nftables: return try NftablesFirewall()
-        case .iptables: return IptablesFirewall()
+        case .nftables: return try NftablesFirewall(sessionPorts: config.protectPorts)
+        case .iptables: return IptablesFirewall(sessionPorts: config.protectPorts)
         case .none, .auto: return nil
         }
     }
@@ -13,7 +13,7 @@ enum FirewallFactory {
     /// FIREWALL="iptables" (dry-run logs only).
     static func makeFleet(_ config: SensorConfig) throws(FirewallError) -> any FirewallBackend {
         if config.dryRun { return DryRunFirewall() }
-        if config.nativeFirewall == .iptables { return IptablesFirewall(list: .fleet) }
-        return try NftablesFirewall(list: .fleet)
+        if config.nativeFirewall == .iptables { return IptablesFirewall(list: .fleet, sessionPorts: config.protectPorts) }
+        return try NftablesFirewall(list: .fleet, sessionPorts: config.protectPorts)
     }
 }

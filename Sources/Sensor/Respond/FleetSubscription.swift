@@ -10,8 +10,15 @@ import PortsentryShared
 ///
 /// Fail-static: when the controller is unreachable the last list stays in force (it is in
 /// the kernel, with each entry's own timeout, and in STATE_DIR for restarts); the poll
-/// reconnects with backoff and jitter. Entries covering an address this host must never
-/// block (its gateways, resolvers, own addresses, the controller) are skipped and logged.
+/// reconnects with backoff and jitter.
+///
+/// The list gets the same protection as the sensor's own blocks: an entry covering an address
+/// this host must never block (its own addresses, gateways, resolvers, the controller, its
+/// ignore file, or the peer of a live session on PROTECT_PORTS, asked of the kernel when the
+/// entry arrives) is not enforced here; skips are logged, counted and reported. When an admin
+/// session starts while an entry covering its peer is in force, `reprotect` takes the entry
+/// out of the kernel at once (and the nftables chain accepts established sessions on
+/// PROTECT_PORTS before the fleet sets, so the session never drops in between).
 final class FleetSubscription: @unchecked Sendable {
     static let backoffFirst = 0.5
     static let backoffMax = 10.0
@@ -27,7 +34,10 @@ final class FleetSubscription: @unchecked Sendable {
     private let statePath: String
     private let logger: Logger
     private let lock = NSLock()
-    private var protectedAddresses: [IPAddress] = []
+    /// Serialises everything that changes `entries`, `skipped` or the kernel sets: the
+    /// subscription thread applies updates, the daemon's thread re-protects.
+    private let applyLock = NSLock()
+    private var protection = Protection()
     private var stopping = false
     // Subscription thread only.
     private var revision: Int64 = 0
@@ -38,10 +48,35 @@ final class FleetSubscription: @unchecked Sendable {
     /// A delta did not fit what we hold: the next poll asks for a snapshot (revision 0).
     private var wantSnapshot = false
     // Under `lock`, for status and heartbeats.
-    private var published: (revision: Int64, entries: Int, connected: Bool) = (0, 0, false)
+    private var published = Status()
+
+    struct Status: Sendable {
+        var revision: Int64 = 0
+        var entries = 0
+        var connected = false
+        /// Entries held but not enforced here now, and skips counted since start.
+        var skippedNow = 0
+        var skippedTotal: Int64 = 0
+        /// When the last fresh, signed answer from the controller arrived (epoch ms; 0: never).
+        var lastFreshMillis: Int64 = 0
+        /// No fresh answer for longer than the bound.
+        var stale = false
+    }
+
+    /// What this host must never block.
+    struct Protection: Sendable {
+        var addresses: [IPAddress] = []
+        var ignored: [IPPrefix] = []
+        var sessionPorts = PortSet()
+    }
+
+    /// Seconds without a fresh signed answer before the sensor says its list may be stale.
+    private let staleAfter: Int64
+    private let startedMillis = Clock.wall() / 1_000_000
 
     init(enrollment: Enrollment, key: Ed25519.PrivateKey, firewall: any FirewallBackend, stateDir: String,
-         logger: Logger = Diagnostics.logger) throws(FirewallError) {
+         staleAfter: Int64 = 120, logger: Logger = Diagnostics.logger) throws(FirewallError) {
+        self.staleAfter = staleAfter
         guard let raw = Hex.decode(enrollment.controllerSigningKey), let pinned = try? Ed25519.PublicKey(raw: raw) else {
             throw FirewallError("the controller's signing key in the enrollment is unusable; enroll again")
         }
@@ -54,14 +89,35 @@ final class FleetSubscription: @unchecked Sendable {
         load()
     }
 
-    /// The addresses this host must never block; refreshed by the daemon.
-    func setProtected(_ addresses: [IPAddress]) {
-        lock.lock(); protectedAddresses = addresses; lock.unlock()
+    /// What this host must never block; refreshed by the daemon.
+    func setProtected(_ p: Protection) {
+        lock.lock(); protection = p; lock.unlock()
     }
 
-    var status: (revision: Int64, entries: Int, connected: Bool) {
+    var status: Status {
         lock.lock(); defer { lock.unlock() }
         return published
+    }
+
+    /// Takes out of the kernel every entry in force that now covers something protected (an
+    /// admin session that just started). Called by the daemon when its session scan finds one.
+    func reprotect() {
+        applyLock.lock(); defer { applyLock.unlock() }
+        let guardSet = Guard(protection: currentProtection())
+        var changes: [FirewallChange] = []
+        for p in entries.keys where !skipped.contains(p) {
+            guard let why = guardSet.reason(p) else { continue }
+            logger.warning("Fleet block list: no longer blocking \(p) here: \(why)")
+            skipped.insert(p)
+            changes.append(.remove(p))
+            noteSkip()
+        }
+        guard !changes.isEmpty else { return }
+        do { try firewall.apply(changes) } catch {
+            logger.notice("Fleet block list: \(error.description); reloading the whole list")
+            _ = replaceKernel(now: Clock.wallSeconds())
+        }
+        publish()
     }
 
     func start() {
@@ -91,6 +147,7 @@ final class FleetSubscription: @unchecked Sendable {
                 delay = Self.backoffFirst
                 setConnected(true)
             case .failed(let why):
+                checkStale(nowMillis: Clock.wall() / 1_000_000)
                 if !failing { logger.warning("Fleet block list: \(why); keeping the last list (revision \(revision), \(entries.count) entries) and retrying") }
                 failing = true
                 setConnected(false)
@@ -119,21 +176,50 @@ final class FleetSubscription: @unchecked Sendable {
         ], caFile: enrollment.caFile, pin: enrollment.pin, timeout: Self.pollWaitSeconds + 15, limit: BlockListProtocol.maxUpdateBytes)
         switch result {
         case .failure(let error): return .failed("controller unreachable (\(error.description))")
-        case .success(let reply) where reply.status == 304: return .unchanged
         case .success(let reply) where reply.status == 200:
-            let update: BlockListUpdate
-            do { update = try BlockListProtocol.open(reply.body, key: controllerKey) } catch {
-                logger.error("Fleet block list: refused an update: \(error.description); the firewall is unchanged")
+            let update: BlockListUpdate?
+            do {
+                (_, update) = try PollReceipt.open(reply.body, sensor: enrollment.sensor, pollMillis: millis, key: controllerKey)
+            } catch {
+                logger.error("Fleet block list: refused an answer: \(error.description); the firewall is unchanged")
                 return .failed(error.description)
             }
+            noteFresh()
+            guard let update else { return .unchanged }
             return apply(update) ? .applied : .failed("could not apply revision \(update.revision)")
         case .success(let reply):
             return .failed("controller answered \(reply.status): \(String(decoding: reply.body.prefix(200), as: UTF8.self))")
         }
     }
 
+    /// A fresh, signed answer arrived: the list is known to be current.
+    private func noteFresh() {
+        let now = Clock.wall() / 1_000_000
+        lock.lock()
+        let silent = published.lastFreshMillis > 0 && now - published.lastFreshMillis > staleAfter * 1000
+        published.lastFreshMillis = now
+        published.stale = false
+        lock.unlock()
+        if silent { logger.notice("Fleet block list: fresh signed answers from the controller again (revision \(revision))") }
+    }
+
+    /// Says so, once, when no fresh signed answer has arrived for longer than `staleAfter`:
+    /// someone withholding updates must not freeze this sensor's list silently.
+    func checkStale(nowMillis: Int64) {
+        lock.lock()
+        let since = published.lastFreshMillis > 0 ? published.lastFreshMillis : startedMillis
+        let stale = nowMillis - since > staleAfter * 1000
+        let newly = stale && !published.stale
+        published.stale = stale
+        lock.unlock()
+        if newly {
+            logger.error("Fleet block list: no fresh signed answer from the controller for \((nowMillis - since) / 1000) s (bound \(staleAfter) s): updates may be withheld; enforcing revision \(status.revision) as it stands")
+        }
+    }
+
     /// Applies a verified update; false if the firewall refused it.
     func apply(_ update: BlockListUpdate) -> Bool {
+        applyLock.lock(); defer { applyLock.unlock() }
         let now = Clock.wallSeconds()
         if update.isSnapshot {
             // A snapshot replaces everything, unless it is older than what we hold (a replay).
@@ -155,9 +241,15 @@ final class FleetSubscription: @unchecked Sendable {
             for p in update.remove where entries.removeValue(forKey: p) != nil {
                 if !skipped.contains(p) { changes.append(.remove(p)) }
             }
+            let guardSet = Guard(protection: currentProtection())
             for e in update.add where e.isLive(at: now) {
-                if let why = protection(of: e.prefix) {
-                    if !skipped.contains(e.prefix) { logger.warning("Fleet block list: not blocking \(e.prefix): \(why)") }
+                if let why = guardSet.reason(e.prefix) {
+                    if !skipped.contains(e.prefix) {
+                        logger.warning("Fleet block list: not blocking \(e.prefix): \(why)")
+                        noteSkip()
+                        // In force until now (an extension of an entry that covers a new session): out of the kernel.
+                        if entries[e.prefix] != nil { changes.append(.remove(e.prefix)) }
+                    }
                     skipped.insert(e.prefix)
                     entries[e.prefix] = e.expires
                     continue
@@ -178,17 +270,22 @@ final class FleetSubscription: @unchecked Sendable {
         issuedMillis = max(issuedMillis, update.issuedMillis)
         appliedMillis = Clock.wall() / 1_000_000
         save()
-        lock.lock(); published.revision = revision; published.entries = entries.count; lock.unlock()
+        publish()
         logger.info("Fleet block list: revision \(revision) applied (\(entries.count) entries, \(update.isSnapshot ? "snapshot" : "delta +\(update.add.count) -\(update.remove.count)"))")
         return true
     }
 
     private func replaceKernel(now: Int64) -> Bool {
+        let before = skipped
         skipped = []
+        let guardSet = Guard(protection: currentProtection())
         var blocks: [(IPPrefix, seconds: Int64?)] = []
         for (p, expires) in entries where expires == 0 || expires > now {
-            if let why = protection(of: p) {
-                logger.warning("Fleet block list: not blocking \(p): \(why)")
+            if let why = guardSet.reason(p) {
+                if !before.contains(p) {
+                    logger.warning("Fleet block list: not blocking \(p): \(why)")
+                    noteSkip()
+                }
                 skipped.insert(p)
                 continue
             }
@@ -201,14 +298,58 @@ final class FleetSubscription: @unchecked Sendable {
         return true
     }
 
-    private func protection(of prefix: IPPrefix) -> String? {
-        lock.lock(); let list = protectedAddresses; lock.unlock()
-        return list.first { prefix.contains($0) }.map { "it covers \($0), which this host must never block" }
+    private func currentProtection() -> Protection {
+        lock.lock(); defer { lock.unlock() }
+        return protection
+    }
+
+    /// The protection checks for one apply: the live sessions are asked of the kernel once,
+    /// not once per entry (a snapshot may hold 100,000).
+    struct Guard {
+        let protection: Protection
+        let sessions: [IPAddress]
+
+        init(protection: Protection) {
+            self.protection = protection
+            if protection.sessionPorts.isEmpty {
+                sessions = []
+            } else if let all = SocketDiag.established() {
+                sessions = all.filter { protection.sessionPorts.contains($0.localPort) }.map(\.remote)
+            } else {
+                sessions = ProtectedAddresses.sessionPeers(ports: protection.sessionPorts, procNet: "/proc/net")
+            }
+        }
+
+        func reason(_ prefix: IPPrefix) -> String? {
+            if let a = protection.addresses.first(where: { prefix.contains($0) }) {
+                return "it covers \(a), which this host must never block"
+            }
+            if let p = protection.ignored.first(where: { prefix.contains($0.network) || $0.contains(prefix.network) }) {
+                return "it overlaps \(p) in the ignore file"
+            }
+            if let a = sessions.first(where: { prefix.contains($0) }) {
+                return "it covers \(a), the peer of a live session on PROTECT_PORTS"
+            }
+            return nil
+        }
+    }
+
+    private func noteSkip() {
+        lock.lock(); published.skippedTotal += 1; lock.unlock()
+    }
+
+    private func publish() {
+        lock.lock()
+        published.revision = revision
+        published.entries = entries.count
+        published.skippedNow = skipped.count
+        lock.unlock()
     }
 
     /// What the kernel's fleet sets hold, plus what was deliberately skipped: equal to the
     /// controller's digest when nothing has drifted.
     private func kernelDigest() -> String {
+        applyLock.lock(); defer { applyLock.unlock() }
         let now = Clock.wallSeconds()
         var held: [BlockEntry]
         if let nft = firewall as? NftablesFirewall, let kernel = try? nft.entries() {
@@ -230,13 +371,14 @@ final class FleetSubscription: @unchecked Sendable {
 
     /// Fail-static restart: the last list goes back into the kernel before the first poll.
     private func restore() {
+        applyLock.lock(); defer { applyLock.unlock() }
         let now = Clock.wallSeconds()
         entries = entries.filter { $0.value == 0 || $0.value > now }
         guard !entries.isEmpty else { return }
         if replaceKernel(now: now) {
             logger.notice("Fleet block list: restored revision \(revision) (\(entries.count) entries) from \(statePath)")
         }
-        lock.lock(); published.revision = revision; published.entries = entries.count; lock.unlock()
+        publish()
     }
 
     private func load() {

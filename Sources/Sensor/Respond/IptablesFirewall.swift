@@ -9,7 +9,14 @@ final class IptablesFirewall: FirewallBackend {
     /// Which sets this instance fills: the sensor's own, or the controller's fleet list.
     let list: BlockListKind
 
-    init(list: BlockListKind = .local) { self.list = list }
+    /// PROTECT_PORTS: established sessions on them return from the chain before the fleet sets
+    /// (see `NftablesFirewall.setup`).
+    let sessionPorts: PortSet
+
+    init(list: BlockListKind = .local, sessionPorts: PortSet = PortSet()) {
+        self.list = list
+        self.sessionPorts = sessionPorts
+    }
     static let chain = "PORTSENTRY"
     /// ipset's largest timeout (about 24.8 days); longer blocks are re-asserted on restart.
     static let maxTimeout: Int64 = 2_147_483
@@ -41,6 +48,14 @@ final class IptablesFirewall: FirewallBackend {
             _ = CommandRunner.run([tool, "-w", "-N", Self.chain], timeoutSeconds: Self.timeoutSeconds)  // exists: fine
             try check(CommandRunner.run([tool, "-w", "-F", Self.chain], timeoutSeconds: Self.timeoutSeconds), tool)
             for set in ["portsentry\(family)", "portsentry\(family)_nets", "psfleet\(family)", "psfleet\(family)_nets"] {
+                if set == "psfleet\(family)", !sessionPorts.isEmpty {
+                    // multiport takes at most 15 ports or ranges; a longer PROTECT_PORTS is cut (the
+                    // sensor still takes covering entries out when it sees the session).
+                    let ports = sessionPorts.ranges.prefix(15).map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound):\($0.upperBound)" }
+                    try check(CommandRunner.run([tool, "-w", "-A", Self.chain, "-p", "tcp", "-m", "multiport", "--dports", ports.joined(separator: ","),
+                                                 "-m", "conntrack", "--ctstate", "ESTABLISHED", "-j", "RETURN"],
+                                                timeoutSeconds: Self.timeoutSeconds), tool)
+                }
                 try check(CommandRunner.run([tool, "-w", "-A", Self.chain, "-m", "set", "--match-set", set, "src", "-j", "DROP"],
                                             timeoutSeconds: Self.timeoutSeconds), tool)
             }

@@ -20,8 +20,12 @@ final class NftablesFirewall: FirewallBackend {
     /// The table is created on first use: a log-only sensor never touches the firewall.
     private var prepared = false
 
-    init(list: BlockListKind = .local) throws(FirewallError) {
+    /// PROTECT_PORTS: established sessions on them pass before the fleet sets are consulted.
+    let sessionPorts: PortSet
+
+    init(list: BlockListKind = .local, sessionPorts: PortSet = PortSet()) throws(FirewallError) {
         self.list = list
+        self.sessionPorts = sessionPorts
         guard let ctx = nft_ctx_new(UInt32(NFT_CTX_DEFAULT)) else { throw FirewallError("libnftables: cannot create a context") }
         context = ctx
         nft_ctx_buffer_output(ctx)
@@ -30,7 +34,21 @@ final class NftablesFirewall: FirewallBackend {
 
     deinit { nft_ctx_free(context) }
 
-    static let setup = """
+    /// The table, its sets and chain. An admin's established session on PROTECT_PORTS is
+    /// accepted before the fleet sets: an entry that arrives from the controller covering the
+    /// admin (forged evidence) can never cut a live session, even in the moment before the
+    /// sensor notices and takes the entry out. Local blocks are checked against live sessions
+    /// when they are made, so they come first.
+    var setup: String {
+        var rules = Self.setupHead
+        if !sessionPorts.isEmpty {
+            let ports = sessionPorts.ranges.map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+            rules += "\nadd rule \(Self.table) input tcp dport { \(ports.joined(separator: ", ")) } ct state established accept comment \"live sessions on PROTECT_PORTS\""
+        }
+        return rules + "\n" + Self.setupFleet
+    }
+
+    static let setupHead = """
         add table \(table)
         add set \(table) blocked4 { type ipv4_addr; flags timeout; comment "hosts blocked by portsentry"; }
         add set \(table) blocked6 { type ipv6_addr; flags timeout; comment "hosts blocked by portsentry"; }
@@ -46,6 +64,9 @@ final class NftablesFirewall: FirewallBackend {
         add rule \(table) input ip6 saddr @blocked6 counter drop comment "blocked hosts"
         add rule \(table) input ip saddr @blocked4_nets counter drop comment "blocked networks"
         add rule \(table) input ip6 saddr @blocked6_nets counter drop comment "blocked networks"
+        """
+
+    static let setupFleet = """
         add rule \(table) input ip saddr @fleet4 counter drop comment "fleet-wide block list"
         add rule \(table) input ip6 saddr @fleet6 counter drop comment "fleet-wide block list"
         add rule \(table) input ip saddr @fleet4_nets counter drop comment "fleet-wide block list"
@@ -53,7 +74,7 @@ final class NftablesFirewall: FirewallBackend {
         """
 
     func prepare() throws(FirewallError) {
-        try run(Self.setup)
+        try run(setup)
         prepared = true
     }
 
@@ -66,7 +87,7 @@ final class NftablesFirewall: FirewallBackend {
     func replaceAll(_ blocks: [(IPPrefix, seconds: Int64?)]) throws(FirewallError) {
         let flush = list.setNames.map { "flush set \(Self.table) \($0)" }
         let adds = Self.script(for: blocks.map { .add($0.0, seconds: $0.seconds) }, list: list)
-        try run(([Self.setup] + flush + (adds.isEmpty ? [] : [adds])).joined(separator: "\n"))
+        try run(([setup] + flush + (adds.isEmpty ? [] : [adds])).joined(separator: "\n"))
         prepared = true
     }
 

@@ -159,3 +159,60 @@ public enum BlockListProtocol {
         return update
     }
 }
+
+/// Every answer to a poll starts with a receipt: the controller's signature over the sensor's
+/// name, the poll's own timestamp (strictly increasing per sensor, so the controller refuses
+/// a replayed poll), the revision and the digest of whatever follows (an update, or nothing
+/// when the list has not changed). A sensor accepts an answer only with a receipt for the
+/// poll it just sent, so an attacker can neither replay an old answer nor withhold updates
+/// behind stale "nothing new" replies without the sensor noticing that nothing fresh arrives.
+public struct PollReceipt: Equatable, Sendable {
+    public static let domain = "portsentry-blocklist-receipt-v1"
+
+    public var pollMillis: Int64
+    public var revision: Int64
+    public var answeredMillis: Int64
+    public var restDigest: [UInt8]
+    public var signature: [UInt8]
+
+    static func input(sensor: String, pollMillis: Int64, revision: Int64, answeredMillis: Int64, restDigest: [UInt8]) -> [UInt8] {
+        Array("\(domain)\n\(sensor)\n\(pollMillis)\n\(revision)\n\(answeredMillis)\n\(Hex.encode(restDigest))".utf8)
+    }
+
+    /// The whole answer: receipt line, newline, then `rest` (a framed update or nothing).
+    public static func answer(sensor: String, pollMillis: Int64, revision: Int64, answeredMillis: Int64, rest: [UInt8],
+                              key: Ed25519.PrivateKey) throws(Ed25519.Failure) -> [UInt8] {
+        let digest = SHA256.digest(rest)
+        let signature = try key.sign(input(sensor: sensor, pollMillis: pollMillis, revision: revision,
+                                           answeredMillis: answeredMillis, restDigest: digest))
+        let line = CanonicalJSON.object([
+            "poll_ms": .int(pollMillis), "revision": .int(revision), "answered_ms": .int(answeredMillis),
+            "digest": .string(Hex.encode(digest)), "signature": .string(Hex.encode(signature)),
+        ])
+        return line.bytes + [0x0A] + rest
+    }
+
+    /// Verifies an answer to the poll `pollMillis` made by `sensor`; returns the receipt and the
+    /// update it carries (nil: nothing changed). Nothing in it is trusted before this returns.
+    public static func open(_ answer: [UInt8], sensor: String, pollMillis: Int64,
+                            key: Ed25519.PublicKey) throws(BlockListProtocol.Refusal) -> (PollReceipt, BlockListUpdate?) {
+        guard answer.count <= BlockListProtocol.maxUpdateBytes + 4096 else { throw .malformed("answer too large") }
+        guard let newline = answer.firstIndex(of: 0x0A), newline <= 4096,
+              let header = try? JSONSerialization.jsonObject(with: Data(answer[..<newline])) as? [String: Any],
+              let poll = (header["poll_ms"] as? NSNumber).flatMap({ Int64(exactly: $0.doubleValue) }),
+              let revision = (header["revision"] as? NSNumber).flatMap({ Int64(exactly: $0.doubleValue) }), revision >= 0,
+              let answered = (header["answered_ms"] as? NSNumber).flatMap({ Int64(exactly: $0.doubleValue) }),
+              let digest = (header["digest"] as? String).flatMap(Hex.decode), digest.count == 32,
+              let signature = (header["signature"] as? String).flatMap(Hex.decode), signature.count == Ed25519.signatureBytes else {
+            throw .malformed("receipt line")
+        }
+        let rest = Array(answer[(newline + 1)...])
+        guard SHA256.digest(rest) == digest else { throw .signature(.digestMismatch) }
+        guard key.verify(signature, of: input(sensor: sensor, pollMillis: poll, revision: revision, answeredMillis: answered,
+                                              restDigest: digest)) else { throw .signature(.badSignature) }
+        guard poll == pollMillis else { throw .malformed("a receipt for another poll (\(poll), sent \(pollMillis)): replayed") }
+        let receipt = PollReceipt(pollMillis: poll, revision: revision, answeredMillis: answered, restDigest: digest, signature: signature)
+        if rest.isEmpty { return (receipt, nil) }
+        return (receipt, try BlockListProtocol.open(rest, key: key))
+    }
+}

@@ -6,8 +6,8 @@ public enum ReportProtocol {
     /// Signed (heartbeat domain, sequence 0) status reports; a heartbeat's timestamp must be
     /// newer than the sensor's last one.
     public static let heartbeatPath = "/v1/heartbeat"
-    /// Heartbeat bodies are small status objects.
-    public static let maxHeartbeatBytes = 64 << 10
+    /// A heartbeat: a status object and a protection report whose lists are bounded (under 100 kB).
+    public static let maxHeartbeatBytes = 256 << 10
 
     public static let sensorHeader = "X-Portsentry-Sensor"
     public static let sequenceHeader = "X-Portsentry-Sequence"
