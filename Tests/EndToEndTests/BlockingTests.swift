@@ -79,6 +79,18 @@ extension EndToEnd {
                 _ = try lab.cli(["blocks", "remove", "203.0.113.0/24"])
                 #expect(!lab.nftSet("blocked4_nets").contains("203.0.113.0/24"))
                 #expect(try lab.stop(second) == 0)
+
+                // Another reboot, then a log-only run on the same STATE_DIR: the permanent block
+                // left by the blocking run is reported, not enforced; the firewall stays untouched.
+                try lab.exec(lab.sensorNS, ["nft", "delete", "table", "inet", "portsentry"])
+                let logOnly = try lab.startSensor(config: Self.config(lab).replacingOccurrences(of: "BLOCK_TCP=\"1\"", with: "BLOCK_TCP=\"0\""),
+                                                  log: "third.out")
+                #expect(lab.read("third.out").contains("1 block(s) left by an earlier run"))
+                try lab.exec(lab.attackerNS, ["nmap", "-sS", "-Pn", "-n", "--max-retries", "0", "-p", "1", lab.sensorV4])
+                try lab.waitFor("the probe logged", within: 5) { lab.read("third.out").contains("Scan from: [\(lab.attackerV4)]") }
+                #expect(try lab.stop(logOnly) == 0)
+                let tables = try lab.exec(lab.sensorNS, ["nft", "list", "tables"])
+                #expect(!tables.contains("portsentry"), "a log-only run created no table: \(tables)")
             }
         }
 

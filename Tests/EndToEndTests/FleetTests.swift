@@ -232,7 +232,7 @@ extension EndToEnd {
             try lab.waitFor("every sensor to refuse the forged update", within: 20) {
                 (0..<FleetLab.sensorCount).allSatisfy { i in
                     let log = lab.read(i == 1 ? "s1/sensor2.out" : "s\(i)/sensor.out")
-                    return log.contains("refused an update: block-list signature refused")
+                    return log.contains("refused an answer: block-list signature refused")
                 }
             }
             #expect(fleet.noHostBlocks(forged))

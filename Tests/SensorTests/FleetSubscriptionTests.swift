@@ -102,6 +102,16 @@ import Testing
         }
     }
 
+    @Test func aSensorSaysSoWhenNoFreshAnswerArrivesInTime() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let s = try subscription(DryRunFirewall())
+        let now = Clock.wall() / 1_000_000
+        s.checkStale(nowMillis: now + 60_000)
+        #expect(!s.status.stale, "within the default 120 s bound")
+        s.checkStale(nowMillis: now + 121_000)
+        #expect(s.status.stale)
+    }
+
     @Test func onlyTheControllersKeyOpensAnUpdate() throws {
         let update = BlockListUpdate(revision: 2, base: 1, issuedMillis: 1, add: [], remove: [prefix("192.0.2.1")])
         let framed = try BlockListProtocol.frame(update, key: controllerKey)
