@@ -66,8 +66,8 @@ extension EndToEnd {
                 #expect(events.filter { $0.contains(lab.attackerV6) }.count == 6)
                 #expect(try lab.stop(sensor) == 0)
                 #expect(try lab.stop(controller) == 0)
-                #expect(((try? FileManager.default.contentsOfDirectory(atPath: lab.file("state/spool"))) ?? ["x"]).isEmpty,
-                        "the spool is empty once delivered")
+                #expect(((try? FileManager.default.contentsOfDirectory(atPath: lab.file("state/spool"))) ?? ["x.batch"])
+                    .filter { $0.hasSuffix(".batch") }.isEmpty, "the spool is empty once delivered")
             }
         }
     }

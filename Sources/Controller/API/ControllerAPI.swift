@@ -68,7 +68,9 @@ struct ControllerAPI: Sendable {
         let now = clock()
         switch BatchVerifier.check(headers: header, body: Array(body.readableBytesView), sensor: sensor, nowMillis: now) {
         case .reject(let status, let reason, let counter):
-            return refuse(.init(status: status, reason: reason, counter: counter))
+            // A sequence already used: say which the controller holds, so the sensor renumbers.
+            return refuse(.init(status: status, reason: reason, counter: counter,
+                                lastSequence: status == 409 ? sensor?.lastSequence : nil))
         case .duplicate:
             metrics.add("duplicate")
             return Self.json(["stored": 0, "duplicate": true])
@@ -125,7 +127,7 @@ struct ControllerAPI: Sendable {
               (try? env.verify(body: body, key: key, domain: domain)) != nil else {
             return .failure(.init(status: 401, reason: "\(what) from \(name): bad signature", counter: "bad_signature"))
         }
-        guard abs(timestamp - clock()) <= ReportProtocol.timestampWindowMillis else {
+        guard ReportProtocol.isFresh(timestamp, now: clock()) else {
             return .failure(.init(status: 401, reason: "\(what) from \(name): stale timestamp", counter: "stale"))
         }
         return .success(sensor)
@@ -143,12 +145,15 @@ struct ControllerAPI: Sendable {
         var status: Int
         var reason: String
         var counter: String
+        var lastSequence: Int64? = nil
     }
 
     func refuse(_ r: Refusal) -> Response {
         metrics.add("refused_" + r.counter)
         logger.warning("Batch refused (\(r.status)): \(r.reason)")
-        return Self.json(["error": r.reason], status: HTTPResponse.Status(code: r.status))
+        var body: [String: Any] = ["error": r.reason]
+        if let last = r.lastSequence { body["last_sequence"] = last }
+        return Self.json(body, status: HTTPResponse.Status(code: r.status))
     }
 
     static func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {

@@ -34,7 +34,7 @@ struct BatchVerifier {
         do { try envelope.verify(body: body, key: key) } catch {
             return .reject(status: 401, reason: "sensor \(name): \(error.description)", counter: "bad_signature")
         }
-        guard abs(timestamp - nowMillis) <= ReportProtocol.timestampWindowMillis else {
+        guard ReportProtocol.isFresh(timestamp, now: nowMillis) else {
             return .reject(status: 401, reason: "sensor \(name): timestamp outside the \(ReportProtocol.timestampWindowMillis / 1000) s window",
                            counter: "stale")
         }

@@ -110,7 +110,7 @@ struct Status: ParsableCommand {
         for i in s["interfaces"] as? [[String: Any]] ?? [] {
             print("  \(i["name"] as? String ?? "?"): \(i["received"] as? Int ?? 0) packets, \(i["dropped"] as? Int ?? 0) dropped")
         }
-        for section in ["detector", "blocking", "output", "fleet"] {
+        for section in ["detector", "blocking", "output", "fleet", "uplink"] {
             let values = (s[section] as? [String: Any] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
             print("  \(section): \(values.joined(separator: " "))")
         }

@@ -358,6 +358,16 @@ final class SensorDaemon {
             "blocklist_skipped": .int(Int64(fleet?.status.skippedNow ?? 0)),
             "blocklist_stale": .bool(fleet?.status.stale ?? false),
             "protection": protectionReport().canonical,
+            "uplink": uplink.map { u in
+                var c = u.counters.canonical
+                let backlog = u.spoolBacklog
+                if case .object(var fields) = c {
+                    fields["spool_batches"] = .int(Int64(backlog.batches))
+                    fields["spool_bytes"] = .int(Int64(backlog.bytes))
+                    c = .object(fields)
+                }
+                return c
+            } ?? .null,
         ])
     }
 
@@ -496,6 +506,14 @@ final class SensorDaemon {
                 return ["revision": s.revision, "entries": s.entries, "connected": s.connected, "skipped_now": s.skippedNow,
                         "skipped_total": s.skippedTotal, "stale": s.stale,
                         "fresh_age_seconds": s.lastFreshMillis == 0 ? -1 : (Clock.wall() / 1_000_000 - s.lastFreshMillis) / 1000]
+            } ?? ["enrolled": false],
+            "uplink": uplink.map { u -> [String: Any] in
+                let c = u.counters
+                let backlog = u.spoolBacklog
+                return ["sealed_events": c.sealedEvents, "delivered_events": c.deliveredEvents, "quarantined_events": c.quarantinedEvents,
+                        "dropped_events": c.droppedEvents, "sealed_batches": c.sealedBatches, "delivered_batches": c.deliveredBatches,
+                        "quarantined_batches": c.quarantinedBatches, "dropped_batches": c.droppedBatches, "refusals": c.refusals,
+                        "renumbered": c.renumbered, "spool_batches": backlog.batches, "spool_bytes": backlog.bytes]
             } ?? ["enrolled": false],
         ]
     }
@@ -641,6 +659,10 @@ final class SensorDaemon {
     }
 
     private func logCounters() {
+        if let u = uplink?.counters {
+            let backlog = uplink?.spoolBacklog.batches ?? 0
+            logger.info("Uplink: \(u.sealedEvents) events sealed in \(u.sealedBatches) batches; \(u.deliveredEvents) delivered, \(u.quarantinedEvents) quarantined, \(u.droppedEvents) dropped (spool full or unwritable); \(backlog) batches wait in the spool")
+        }
         let c = detector.counters
         logger.info("""
             Counters: probes=\(c.probes) ignored=\(c.ignored) below-trigger=\(c.belowTrigger) \

@@ -3,10 +3,24 @@ import Logging
 import PortsentryShared
 
 /// Reports events to the controller: batches (at most `maxEvents`, at most `maxAge` old)
-/// are signed and written to an on-disk spool first, then delivered oldest first by a thread
-/// of its own. When the controller is unreachable the sensor goes on detecting and
+/// are numbered and written to an on-disk spool first, then signed and delivered oldest first
+/// by a thread of its own. When the controller is unreachable the sensor goes on detecting and
 /// blocking; batches wait in the spool and are retried with exponential backoff and jitter.
-/// The spool is bounded: when full, the oldest batches go and the loss is logged and counted.
+///
+/// Nothing is lost silently. Each batch is signed when it is sent, not when it is spooled. The
+/// controller's replay guard is the strictly increasing sequence, and its fresh-timestamp
+/// window then never turns a long outage into loss: a week's spool, bounded by SPOOL_MAX_MB
+/// and not by time, is delivered with the original detection times in its events.
+/// - Spool full: the oldest batches go (newest evidence is worth more), and are logged and
+///   counted.
+/// - A spool file that cannot be read, or that the controller refuses as malformed or
+///   oversized: moved to `spool/quarantine`, logged and counted. Delivery goes on.
+/// - "Unknown sensor", "revoked", "bad signature": the controller's own state can cause these
+///   (a restored database, a re-enrolment). The spool is kept, the log says what to do, and
+///   delivery is retried with backoff.
+/// - "Sequence already used": the batches are renumbered above what the controller holds. A
+///   corrupt sequence file restarts numbering at the wall clock in milliseconds, which no
+///   earlier batch reached (there is at most one batch per 50 ms).
 final class Uplink: @unchecked Sendable {
     /// Events per batch at most (well under the controller's limit).
     static let maxEvents = 500
@@ -18,23 +32,47 @@ final class Uplink: @unchecked Sendable {
     static let backoffMax = 30.0
     /// A status heartbeat goes out this often (and once at start).
     static let heartbeatInterval = 30.0
+    /// A spool file larger than this is not a batch of ours.
+    static let maxSpoolFileBytes = ReportProtocol.maxBodyBytes + 4096
+
+    /// What became of the batches, since start: every event sealed ends up in one of these.
+    struct Counters: Sendable, Equatable {
+        var sealedBatches = 0, sealedEvents = 0
+        var deliveredBatches = 0, deliveredEvents = 0
+        var quarantinedBatches = 0, quarantinedEvents = 0
+        /// Spool full (oldest dropped) or the spool could not be written.
+        var droppedBatches = 0, droppedEvents = 0
+        /// Controller answers that kept the spool (unknown sensor, revoked, bad signature).
+        var refusals = 0
+        /// Batches renumbered after the controller said their sequence was already used.
+        var renumbered = 0
+
+        var canonical: CanonicalJSON {
+            .object([
+                "sealed_batches": .int(Int64(sealedBatches)), "sealed_events": .int(Int64(sealedEvents)),
+                "delivered_batches": .int(Int64(deliveredBatches)), "delivered_events": .int(Int64(deliveredEvents)),
+                "quarantined_batches": .int(Int64(quarantinedBatches)), "quarantined_events": .int(Int64(quarantinedEvents)),
+                "dropped_batches": .int(Int64(droppedBatches)), "dropped_events": .int(Int64(droppedEvents)),
+                "refusals": .int(Int64(refusals)), "renumbered": .int(Int64(renumbered)),
+            ])
+        }
+    }
 
     private let enrollment: Enrollment
     private let key: Ed25519.PrivateKey
     private let spoolDir: String
+    private let quarantineDir: String
     private let sequencePath: String
     private let maxSpoolBytes: Int
     private let logger: Logger
     // Capture thread only.
     private var pending: [ScanEvent] = []
     private var oldest: Int64 = 0
-    private var sequence: UInt64
     // Shared with the delivery thread, under `condition`.
     private let condition = NSCondition()
+    private var sequence: UInt64
     private var stopping = false
-    private(set) var delivered = 0
-    private(set) var droppedEvents = 0
-    private(set) var refusedBatches = 0
+    private var counts = Counters()
     private var heartbeatBody: [UInt8]? = nil
     private var heartbeatUrgent = false
     private var heartbeatSent: Date? = nil
@@ -45,16 +83,40 @@ final class Uplink: @unchecked Sendable {
         self.enrollment = enrollment
         self.key = key
         self.spoolDir = stateDir + "/spool"
+        self.quarantineDir = stateDir + "/spool/quarantine"
         self.sequencePath = stateDir + "/uplink.sequence"
         self.maxSpoolBytes = maxSpoolBytes
         self.logger = logger
-        try FileManager.default.createDirectory(atPath: spoolDir, withIntermediateDirectories: true,
+        try FileManager.default.createDirectory(atPath: quarantineDir, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         // Never reuse a sequence: the larger of the last one sealed and any still spooled.
-        let saved = (try? TextFile.read(sequencePath, limit: 64)).flatMap { UInt64($0.trimmingWhitespace()) } ?? 0
         let spooled = Self.spooled(spoolDir).last.flatMap { UInt64($0.prefix(20)) } ?? 0
-        sequence = max(saved, spooled)
+        let (start, recovered) = Self.startingSequence(saved: try? TextFile.read(sequencePath, limit: 64), spooled: spooled,
+                                                       nowMillis: Clock.wall() / 1_000_000)
+        sequence = start
+        if recovered {
+            logger.warning("\(sequencePath) is missing, empty or unreadable: batches are numbered from \(start + 1) (the clock in ms, above any earlier batch)")
+        }
         Thread.detachNewThread { [self] in deliveryLoop() }
+    }
+
+    /// Where numbering resumes: the saved sequence (or a spooled one above it); when the file
+    /// is missing, empty, zero or garbage, the clock in milliseconds, which no earlier batch
+    /// reached.
+    static func startingSequence(saved: String?, spooled: UInt64, nowMillis: Int64) -> (UInt64, recovered: Bool) {
+        if let text = saved, let value = UInt64(text.trimmingWhitespace()), value > 0 { return (max(value, spooled), false) }
+        return (max(spooled, UInt64(max(nowMillis, 1))), saved != nil || spooled > 0)
+    }
+
+    var counters: Counters {
+        condition.lock(); defer { condition.unlock() }
+        return counts
+    }
+
+    /// Batches and bytes waiting in the spool now.
+    var spoolBacklog: (batches: Int, bytes: Int) {
+        let files = Self.spooled(spoolDir)
+        return (files.count, files.reduce(0) { $0 + Self.size(spoolDir + "/" + $1) })
     }
 
     // MARK: capture thread
@@ -90,36 +152,38 @@ final class Uplink: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Signs the pending events as the next batch and spools it.
+    /// Numbers the pending events as the next batch and spools it (signed when sent).
     private func seal() {
         guard !pending.isEmpty else { return }
         let body = ReportProtocol.body(events: pending)
         let count = pending.count
         pending.removeAll(keepingCapacity: true)
-        sequence += 1
+        condition.lock()
+        defer { condition.broadcast(); condition.unlock() }
+        counts.sealedBatches += 1
+        counts.sealedEvents += count
         do {
-            let env = try SignedEnvelope.sign(body: body, sensorID: enrollment.sensor, sequence: sequence,
-                                              timestampMillis: Clock.wall() / 1_000_000, key: key)
-            guard body.count + 300 <= maxSpoolBytes else {
+            guard body.count + 64 <= maxSpoolBytes else {
                 throw FirewallError("one batch (\(body.count) bytes) is larger than SPOOL_MAX_MB")
             }
-            makeRoom(for: body.count + 300)
-            let header = "{\"events\":\(count),\"signature\":\"\(Hex.encode(env.signature))\",\"digest\":\"\(Hex.encode(env.bodyDigest))\",\"timestamp\":\(env.timestampMillis)}\n"
+            makeRoom(for: body.count + 64)
+            sequence += 1
             // The batch first, then the sequence: a crash between the two leaves a spooled
-            // batch whose number the next start reads from the spool, never a lost batch.
-            try AtomicFile.write(Data(header.utf8) + Data(body), to: spoolDir + "/" + Self.name(sequence))
+            // batch whose number the next start reads from the spool, never a reused number.
+            try AtomicFile.write(Self.spoolFile(events: count, body: body), to: spoolDir + "/" + Self.name(sequence))
             try AtomicFile.write(Data("\(sequence)".utf8), to: sequencePath)
         } catch {
-            logger.error("Cannot spool a batch of \(count) events for the controller: \(error)")
-            droppedEvents += count
-            return
+            logger.error("Cannot spool a batch of \(count) events for the controller: \(error); they are counted as dropped")
+            counts.droppedBatches += 1
+            counts.droppedEvents += count
         }
-        condition.lock()
-        condition.broadcast()
-        condition.unlock()
     }
 
-    /// Drops the oldest spooled batches until `bytes` more fit under the bound.
+    static func spoolFile(events: Int, body: [UInt8]) -> Data {
+        Data("{\"events\":\(events),\"v\":2}\n".utf8) + Data(body)
+    }
+
+    /// Drops the oldest spooled batches until `bytes` more fit under the bound (under `condition`).
     private func makeRoom(for bytes: Int) {
         var files = Self.spooled(spoolDir)
         var total = files.reduce(0) { $0 + Self.size(spoolDir + "/" + $1) }
@@ -130,10 +194,9 @@ final class Uplink: @unchecked Sendable {
             unlink(path)
             files.removeFirst()
             total -= size
-            condition.lock()
-            droppedEvents += events
-            condition.unlock()
-            logger.error("Spool full (\(maxSpoolBytes >> 20) MiB): dropped the oldest batch (\(events) events, \(droppedEvents) dropped in all)")
+            counts.droppedBatches += 1
+            counts.droppedEvents += events
+            logger.error("Spool full (\(maxSpoolBytes >> 20) MiB): dropped the oldest batch (\(events) events, \(counts.droppedEvents) dropped in all)")
         }
     }
 
@@ -149,29 +212,41 @@ final class Uplink: @unchecked Sendable {
             let done = stopping && Self.spooled(spoolDir).isEmpty
             condition.unlock()
             if done { return }
-            guard let name = Self.spooled(spoolDir).first, let batch = Self.read(spoolDir + "/" + name) else { continue }
+            guard let name = Self.spooled(spoolDir).first else { continue }
+            guard let batch = Self.read(spoolDir + "/" + name) else {
+                quarantine(name, events: 0, why: "unreadable (empty, truncated or not a batch)")
+                continue
+            }
             sendHeartbeatIfDue()
-            let result = CurlTransfer.post(url: enrollment.url + ReportProtocol.eventsPath, body: batch.body, headers: [
-                "\(ReportProtocol.sensorHeader): \(enrollment.sensor)",
-                "\(ReportProtocol.sequenceHeader): \(batch.sequence)",
-                "\(ReportProtocol.timestampHeader): \(batch.timestamp)",
-                "\(ReportProtocol.digestHeader): \(batch.digest)",
-                "\(ReportProtocol.signatureHeader): \(batch.signature)",
-            ], caFile: enrollment.caFile, pin: enrollment.pin, timeout: 10)
+            let result = send(batch)
             switch result {
             case .success(let reply) where reply.status == 200:
                 unlink(spoolDir + "/" + name)
-                condition.lock(); delivered += batch.events; condition.unlock()
+                condition.lock()
+                counts.deliveredBatches += 1
+                counts.deliveredEvents += batch.events
+                condition.unlock()
                 if lastError != nil { logger.notice("Controller reachable again; delivering the spool") }
                 lastError = nil
                 delay = Self.backoffFirst
                 continue
-            case .success(let reply) where (400..<500).contains(reply.status):
-                // Refused for good (bad signature, revoked, replayed...): retrying cannot help.
-                unlink(spoolDir + "/" + name)
-                condition.lock(); refusedBatches += 1; droppedEvents += batch.events; condition.unlock()
-                logger.error("Controller refused batch \(batch.sequence) (\(reply.status)): \(String(decoding: reply.body.prefix(300), as: UTF8.self))")
+            case .success(let reply) where reply.status == 400 || reply.status == 413:
+                // The batch itself is at fault: set it aside, go on with the rest.
+                quarantine(name, events: batch.events, why: "refused by the controller (\(reply.status)): \(Self.text(reply.body))")
                 continue
+            case .success(let reply) where reply.status == 409:
+                renumber(after: Self.lastSequence(reply.body))
+                continue
+            case .success(let reply) where (400..<500).contains(reply.status):
+                // Unknown sensor, revoked, bad signature: the controller's state can cause these.
+                // Keep everything and say what to do.
+                condition.lock(); counts.refusals += 1; condition.unlock()
+                let why = "controller refused batch \(batch.sequence) (\(reply.status)): \(Self.text(reply.body))"
+                if lastError != why {
+                    logger.error("\(why). The spool is kept (\(Self.spooled(spoolDir).count) batches) and retried; if this sensor was removed or the controller's database replaced, enroll it again: portsentry enroll URL TOKEN --ca-file FILE")
+                }
+                lastError = why
+                delay = max(delay, 5)
             case .success(let reply):
                 lastError = "HTTP \(reply.status)"
             case .failure(let error):
@@ -190,6 +265,55 @@ final class Uplink: @unchecked Sendable {
             if give { return }
         }
     }
+
+    /// Signs a spooled batch now and posts it.
+    private func send(_ batch: Spooled) -> Result<CurlTransfer.Reply, CurlTransfer.TransferError> {
+        let millis = Clock.wall() / 1_000_000
+        guard let env = try? SignedEnvelope.sign(body: batch.body, sensorID: enrollment.sensor, sequence: batch.sequence,
+                                                 timestampMillis: millis, key: key) else {
+            return .failure(CurlTransfer.TransferError(description: "cannot sign batch \(batch.sequence)"))
+        }
+        return CurlTransfer.post(url: enrollment.url + ReportProtocol.eventsPath, body: batch.body, headers: [
+            "\(ReportProtocol.sensorHeader): \(enrollment.sensor)",
+            "\(ReportProtocol.sequenceHeader): \(batch.sequence)",
+            "\(ReportProtocol.timestampHeader): \(millis)",
+            "\(ReportProtocol.digestHeader): \(Hex.encode(env.bodyDigest))",
+            "\(ReportProtocol.signatureHeader): \(Hex.encode(env.signature))",
+        ], caFile: enrollment.caFile, pin: enrollment.pin, timeout: 10)
+    }
+
+    /// Moves a spool file aside (never deleted: an operator can look at it), logs and counts it.
+    private func quarantine(_ name: String, events: Int, why: String) {
+        let from = spoolDir + "/" + name, to = quarantineDir + "/" + name
+        if rename(from, to) != 0 { unlink(from) }
+        condition.lock()
+        counts.quarantinedBatches += 1
+        counts.quarantinedEvents += events
+        condition.unlock()
+        logger.error("Spooled batch \(name) quarantined in \(quarantineDir): \(why); delivery goes on")
+    }
+
+    /// The controller already holds a sequence at or above ours: every spooled batch gets a
+    /// new number above both, in order, and numbering goes on from there.
+    private func renumber(after controllerLast: UInt64?) {
+        condition.lock()
+        defer { condition.unlock() }
+        let files = Self.spooled(spoolDir)
+        var next = max(sequence, controllerLast ?? sequence, UInt64(max(Clock.wall() / 1_000_000, 1)))
+        for name in files {
+            next += 1
+            if rename(spoolDir + "/" + name, spoolDir + "/" + Self.name(next)) == 0 { counts.renumbered += 1 }
+        }
+        sequence = next
+        try? AtomicFile.write(Data("\(sequence)".utf8), to: sequencePath)
+        logger.warning("The controller already holds this sensor's sequence \(controllerLast.map(String.init) ?? "?"): renumbered \(files.count) spooled batch(es) from \(next - UInt64(files.count) + 1)")
+    }
+
+    static func lastSequence(_ body: [UInt8]) -> UInt64? {
+        ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]).flatMap { ($0["last_sequence"] as? NSNumber)?.uint64Value }
+    }
+
+    static func text(_ body: [UInt8]) -> String { String(decoding: body.prefix(300), as: UTF8.self) }
 
     private func sendHeartbeatIfDue() {
         condition.lock()
@@ -220,9 +344,6 @@ final class Uplink: @unchecked Sendable {
     struct Spooled {
         var sequence: UInt64
         var events: Int
-        var timestamp: Int64
-        var digest: String
-        var signature: String
         var body: [UInt8]
     }
 
@@ -240,13 +361,15 @@ final class Uplink: @unchecked Sendable {
         ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".batch") }.sorted()
     }
 
+    /// A spool file, or nil when it is not a readable batch (empty, truncated, garbage, too large).
+    /// Files from older versions (signed when spooled) read the same: they are re-signed when sent.
     static func read(_ path: String) -> Spooled? {
-        guard let data = FileManager.default.contents(atPath: path), let newline = data.firstIndex(of: 0x0A),
+        guard size(path) <= maxSpoolFileBytes, let data = FileManager.default.contents(atPath: path),
+              let newline = data.firstIndex(of: 0x0A),
               let header = try? JSONSerialization.jsonObject(with: data[..<newline]) as? [String: Any],
-              let sequence = UInt64((path as NSString).lastPathComponent.prefix(20)) else { return nil }
-        return Spooled(sequence: sequence, events: header["events"] as? Int ?? 0,
-                       timestamp: (header["timestamp"] as? NSNumber)?.int64Value ?? 0,
-                       digest: header["digest"] as? String ?? "", signature: header["signature"] as? String ?? "",
-                       body: Array(data[(newline + 1)...]))
+              let events = (header["events"] as? NSNumber)?.intValue, events > 0,
+              let sequence = UInt64((path as NSString).lastPathComponent.prefix(20)), sequence > 0,
+              newline + 1 < data.endIndex else { return nil }
+        return Spooled(sequence: sequence, events: events, body: Array(data[(newline + 1)...]))
     }
 }

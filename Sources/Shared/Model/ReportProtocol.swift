@@ -19,8 +19,17 @@ public enum ReportProtocol {
     public static let maxBodyBytes = 1 << 20
     /// Events in one batch at most.
     public static let maxEventsPerBatch = 5000
-    /// A batch whose timestamp is further than this from the controller's clock is refused.
+    /// A signed message whose timestamp is further than this from the controller's clock is
+    /// refused. Batches are signed when sent, so this bounds clock skew, never an outage.
     public static let timestampWindowMillis: Int64 = 300_000
+
+    /// True when `timestamp` is within the window around `now` (no arithmetic on the
+    /// untrusted value: any Int64 is safe).
+    public static func isFresh(_ timestamp: Int64, now: Int64) -> Bool {
+        let (low, o1) = now.subtractingReportingOverflow(timestampWindowMillis)
+        let (high, o2) = now.addingReportingOverflow(timestampWindowMillis)
+        return (o1 || timestamp >= low) && (o2 || timestamp <= high)
+    }
 
     /// The body of a batch: `{"events":[...]}` in canonical JSON.
     public static func body(events: [ScanEvent]) -> [UInt8] {
