@@ -137,6 +137,14 @@ import Testing
         #expect(try parse("BLOCK_DURATION=\"permanent\"").blockPolicy.seconds(forOffense: 3) == nil)
     }
 
+    @Test func aDurationWithAnUnknownUnitIsAnErrorNotSeconds() throws {
+        for value in ["1y", "5x", "10 m", "m", "-5m", "99999999999999999999d", "3650.5d"] {
+            #expect(throws: ConfigError.self, "\(value)") { try parse("BLOCK_DURATION=\"\(value)\"") }
+        }
+        #expect(try parse("BLOCK_DURATION=\"1w\"").blockPolicy.seconds(forOffense: 1) == 7 * 86_400)
+        #expect(try parse("BLOCK_DURATION=\"90\"").blockPolicy.seconds(forOffense: 1) == 90)
+    }
+
     /// The documented example in deploy/ must stay a valid config.
     @Test func shippedExampleConfigIsValid() throws {
         let path = String(#filePath.dropLast("Tests/SensorTests/ConfigTests.swift".count)) + "deploy/portsentry.conf"

@@ -13,8 +13,13 @@ extension ControllerAPI {
         router.get("/v1/sensors") { request, _ in try await authorized(request) { Self.json(try await sensorsJSON()) } }
         router.get("/v1/events") { request, _ in
             try await authorized(request) {
-                let since = request.uri.queryParameters.get("since", as: Int64.self)
-                let limit = min(request.uri.queryParameters.get("limit", as: Int.self) ?? 1000, 100_000)
+                let sinceText = request.uri.queryParameters.get("since")
+                let since = sinceText.flatMap { Int64($0) }.flatMap(Bounds.duration)
+                if sinceText != nil, since == nil {
+                    return Self.json(["error": "since: \(Bounds.durationError)"], status: .badRequest)
+                }
+                // At most 100,000 events an answer: a bound on memory and time, not a page size.
+                let limit = min(max(request.uri.queryParameters.get("limit", as: Int.self) ?? 1000, 0), 100_000)
                 let from = since.map { clock() - $0 * 1000 } ?? 0
                 return try await Self.json(["events": store.events(since: from, limit: limit).map(Self.eventObject)])
             }
@@ -29,7 +34,7 @@ extension ControllerAPI {
         router.post("/v1/decisions") { request, _ in
             try await authorized(request) {
                 guard let (scope, seconds, reason) = try await scopeRequest(request) else {
-                    return Self.json(["error": "expected {\"scope\": ADDRESS or PREFIX, \"duration\": seconds (0 = until unbanned), \"reason\"}"],
+                    return Self.json(["error": "expected {\"scope\": ADDRESS or PREFIX, \"duration\": seconds (0 = until unbanned, at most ten years), \"reason\"}"],
                                      status: .badRequest)
                 }
                 switch try await fleet.engine.decide(scope: scope, origin: .manual, reason: reason ?? "manual ban", duration: seconds,
@@ -119,8 +124,13 @@ extension ControllerAPI {
         guard let bytes = try? await request.body.collect(upTo: Self.maxOperatorBytes),
               let object = try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView)) as? [String: Any],
               let text = object["scope"] as? String, let scope = try? IPPrefix(parsing: text) else { return nil }
-        let seconds = (object["duration"] as? NSNumber)?.int64Value
-        if let seconds, seconds < 0 { return nil }
+        var seconds: Int64? = nil
+        if let n = object["duration"] {
+            // Any JSON number: checked as a double first, so 1e300 or 2^63 is refused, not wrapped.
+            guard let number = n as? NSNumber, number.doubleValue >= 0, number.doubleValue <= Double(Bounds.maxDurationSeconds),
+                  let whole = Bounds.duration(number.int64Value) else { return nil }
+            seconds = whole
+        }
         return (scope, seconds, object["reason"] as? String)
     }
 

@@ -252,7 +252,9 @@ struct Events: AsyncParsableCommand {
     @Flag(name: .customLong("json")) var json = false
 
     func run() async throws {
+        if let since, Bounds.duration(since) == nil { throw ValidationError("--since: \(Bounds.durationError)") }
         let from = since.map { (Int64(Date().timeIntervalSince1970) - $0) * 1000 } ?? 0
+        guard (0...10_000_000).contains(limit) else { throw ValidationError("--limit must be 0 to 10000000") }
         let events = try await data.store().events(since: from, limit: limit)
         for e in events {
             if json {
@@ -280,7 +282,7 @@ struct Ban: AsyncParsableCommand {
 
     func run() async throws {
         let prefix = try parseScope(scope)
-        if let duration, duration < 0 { throw ValidationError("--duration must be 0 or more seconds") }
+        if let duration, Bounds.duration(duration) == nil { throw ValidationError("--duration: \(Bounds.durationError)") }
         let (_, engine) = try await data.engine()
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         switch try await engine.decide(scope: prefix, origin: .manual, reason: reason, duration: duration, nowMillis: now) {
@@ -325,7 +327,7 @@ struct Allow: AsyncParsableCommand {
             print("removed \(prefix) from the allowlist")
             return
         }
-        guard duration >= 0 else { throw ValidationError("--duration must be 0 or more seconds") }
+        guard Bounds.duration(duration) != nil else { throw ValidationError("--duration: \(Bounds.durationError)") }
         let n = try await engine.allow(scope: prefix, seconds: duration, reason: reason, nowMillis: Int64(Date().timeIntervalSince1970 * 1000))
         print("allowlisted \(prefix)\(n > 0 ? "; lifted \(n) decision(s)" : "")")
     }

@@ -58,8 +58,8 @@ struct ControllerConfig: Equatable, Sendable {
             return n
         }
         func seconds() throws(Failure) -> Int64 {
-            guard let s = Self.duration(value), s >= 0 else {
-                throw Failure(description: "expected a duration such as 600, 10m, 1h, 7d; got \"\(value)\"")
+            guard let s = Self.duration(value) else {
+                throw Failure(description: "expected a duration such as 600, 10m, 1h, 7d, at most 10 years (\(Bounds.maxDurationSeconds) s); got \"\(value)\"")
             }
             return s
         }
@@ -107,12 +107,17 @@ struct ControllerConfig: Equatable, Sendable {
         }
     }
 
-    /// `600`, `600s`, `10m`, `1h`, `7d`.
+    /// `600`, `600s`, `10m`, `1h`, `7d`; nil when malformed, or beyond `Bounds.maxDurationSeconds`
+    /// (checked without overflow, whatever the digits).
     static func duration(_ text: String) -> Int64? {
         guard let last = text.last else { return nil }
         let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
-        if let unit = units[last] { return Int64(text.dropLast()).map { $0 * unit } }
-        return Int64(text)
+        let unit = units[last] ?? 1
+        let digits = units[last] == nil ? Substring(text) : text.dropLast()
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int64(digits) else { return nil }
+        let (seconds, overflow) = n.multipliedReportingOverflow(by: unit)
+        guard !overflow else { return nil }
+        return Bounds.duration(seconds)
     }
 
     /// The file `init` writes: every setting at its default, each explained.

@@ -11,7 +11,8 @@ enum DurationParser {
         case "h": unit = 3600
         case "d": unit = 86_400
         case "w": unit = 604_800
-        default: break
+        case "0"..."9": break
+        default: throw ConfigProblem("'\(text)': unknown unit '\(last)' (use s, m, h, d or w)")
         }
         if !last.isNumber { number = number.dropLast() }
         guard !number.isEmpty, number.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int64(number),
