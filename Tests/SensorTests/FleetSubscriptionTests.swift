@@ -56,6 +56,30 @@ import Testing
         #expect(state.contains("203.0.113.0/24") && state.contains("\"revision\":5") && !state.contains("198.51.100.1"))
     }
 
+    @Test func aCorruptStateFileFallsBackToThePreviousGeneration() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let s = try subscription(DryRunFirewall())
+        #expect(s.apply(BlockListUpdate(revision: 1, base: 0, issuedMillis: 1000, add: [BlockEntry(prefix: prefix("192.0.2.1"), expires: 0)], remove: [])))
+        #expect(s.apply(BlockListUpdate(revision: 2, base: 1, issuedMillis: 2000, add: [BlockEntry(prefix: prefix("192.0.2.2"), expires: 0)], remove: [])))
+        let path = directory.appendingPathComponent("fleet-blocklist.json").path
+        let good = try String(contentsOfFile: path, encoding: .utf8)
+        // Altered in place (a flipped digit), truncated, zeroed: each is refused, and the
+        // previous generation (revision 1) comes back.
+        for corrupt in [good.replacingOccurrences(of: "192.0.2.2", with: "192.0.2.3"), String(good.prefix(good.count / 2)),
+                        String(repeating: "\u{0}", count: good.count), ""] {
+            try corrupt.write(toFile: path, atomically: true, encoding: .utf8)
+            let restarted = DryRunFirewall()
+            let again = try subscription(restarted)
+            again.restore()
+            #expect(again.status.revision == 1 && restarted.applied == [.add(prefix("192.0.2.1"), seconds: nil)], "\(corrupt.prefix(40))")
+        }
+        // Neither readable: nothing restored, said loudly (and no crash).
+        try "x".write(toFile: path + ".prev", atomically: true, encoding: .utf8)
+        let none = try subscription(DryRunFirewall())
+        #expect(none.status.revision == 0)
+        #expect(throws: FleetSubscription.StateError.self) { try FleetSubscription.decodeState("{\"revision\":1}") }
+    }
+
     @Test func entriesCoveringTheIgnoreFileOrANewSessionAreNotEnforcedHere() throws {
         defer { try? FileManager.default.removeItem(at: directory) }
         let firewall = DryRunFirewall()
