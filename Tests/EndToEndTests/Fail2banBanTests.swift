@@ -45,8 +45,11 @@ extension EndToEnd {
                     ((try? lab.exec(lab.sensorNS, client + ["status", "portsentry-sensor"], allowFailure: true)) ?? "")
                         .contains(lab.attackerV4)
                 }
-                #expect(try lab.exec(lab.sensorNS, ["nft", "list", "ruleset"]).contains(lab.attackerV4))
-                #expect(!lab.canConnect(from: lab.attackerNS, to: lab.sensorV4, port: 8080))
+                // fail2ban reports the ban before its action has run: wait for the action's effect itself.
+                try lab.waitFor("fail2ban's nftables action to hold the scanner", within: 30) {
+                    ((try? lab.exec(lab.sensorNS, ["nft", "list", "ruleset"])) ?? "").contains(lab.attackerV4)
+                }
+                try lab.waitFor("the scanner cut off", within: 10) { !lab.canConnect(from: lab.attackerNS, to: lab.sensorV4, port: 8080) }
                 #expect(try lab.stop(sensor) == 0)
                 _ = try? lab.exec(lab.sensorNS, client + ["stop"], allowFailure: true, timeout: 20)
                 try lab.waitFor("fail2ban to stop", within: 20) { !f2b.isRunning }
