@@ -49,6 +49,13 @@ import Testing
             }
         }
         #expect((try? ControllerConfig.parse("OFFENSE_MEMORY = 3650d\n", file: "c.conf"))?.policy.offenseMemory == 3650 * 86_400)
+        do {
+            _ = try ControllerConfig.parse("PORT = 8443\n\nport = 9443\n", file: "c.conf")
+            Issue.record("a repeated key was accepted")
+        } catch {
+            #expect(error.description == "c.conf:3: PORT is already set on line 1; remove one of them")
+        }
+        #expect((try? ControllerConfig.parse("PROTECT = 192.0.2.1\nPROTECT = 192.0.2.2\n", file: "c.conf"))?.policy.protected.count == 2)
     }
 
     @Test func theCorrelatorAndEngineTakeAnyStoredValue() async throws {

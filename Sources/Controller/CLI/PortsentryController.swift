@@ -66,10 +66,26 @@ struct DataOptions: ParsableArguments {
                 guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw Failure("cannot read \(file)") }
                 password = text.trimmingCharacters(in: .whitespacesAndNewlines)
             }
+            let settings = PostgresStore.Settings(host: host, port: c.postgresPort, user: c.postgresUser, password: password,
+                                                  database: c.postgresDatabase, tls: c.postgresTLS, caFile: c.postgresCAFile)
+            let deadline = c.postgresConnectTimeout
             do {
-                return try await PostgresStore(.init(host: host, port: c.postgresPort, user: c.postgresUser, password: password,
-                                                     database: c.postgresDatabase, tls: c.postgresTLS, caFile: c.postgresCAFile),
-                                               logger: Logger(label: "portsentry-controller"))
+                // The client retries a refused connection forever; a controller that cannot reach
+                // its database within the deadline says so and exits instead of hanging.
+                return try await withThrowingTaskGroup(of: (any ControllerStore)?.self) { group in
+                    group.addTask { try await PostgresStore(settings, logger: Logger(label: "portsentry-controller")) }
+                    group.addTask {
+                        try await Task.sleep(for: .seconds(deadline))
+                        return nil
+                    }
+                    defer { group.cancelAll() }
+                    guard let first = try await group.next(), let store = first else {
+                        throw Failure("PostgreSQL at \(host):\(c.postgresPort)/\(c.postgresDatabase) did not answer within \(deadline) s (POSTGRES_CONNECT_TIMEOUT): check that it runs and that this host may connect")
+                    }
+                    return store
+                }
+            } catch let failure as Failure {
+                throw failure
             } catch {
                 throw Failure("PostgreSQL at \(host):\(c.postgresPort)/\(c.postgresDatabase): \(String(reflecting: error))")
             }
@@ -77,7 +93,7 @@ struct DataOptions: ParsableArguments {
         guard FileManager.default.fileExists(atPath: database) else {
             throw Failure("\(database) does not exist: run `portsentry-controller init --data \(directory)` first")
         }
-        return try SQLiteStore(path: database)
+        do { return try SQLiteStore(path: database, create: false) } catch let e as SQLiteStore.NotOurs { throw Failure(e.description) }
     }
 
     func loadSigningKey() throws -> Ed25519.PrivateKey {

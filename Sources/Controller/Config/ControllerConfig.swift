@@ -16,6 +16,8 @@ struct ControllerConfig: Equatable, Sendable {
     var postgresPasswordFile: String? = nil
     var postgresTLS = false
     var postgresCAFile: String? = nil
+    /// Seconds `serve` and the CLI wait for PostgreSQL before giving up with an error.
+    var postgresConnectTimeout: Int64 = 30
 
     var policy = CorrelationPolicy()
 
@@ -37,6 +39,7 @@ struct ControllerConfig: Equatable, Sendable {
 
     static func parse(_ text: String, file: String) throws(Failure) -> ControllerConfig {
         var c = ControllerConfig()
+        var seen: [String: Int] = [:]
         for (index, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
             let trimmed = line.trimmingCharacters(in: .whitespaces)
@@ -46,6 +49,11 @@ struct ControllerConfig: Equatable, Sendable {
             let key = trimmed[..<eq].trimmingCharacters(in: .whitespaces).uppercased()
             var value = trimmed[trimmed.index(after: eq)...].trimmingCharacters(in: .whitespaces)
             if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
+            // A key set twice is a mistake one of the two lines hides: refuse it (PROTECT may repeat: it adds).
+            if key != "PROTECT", let first = seen[key] {
+                throw Failure(description: "\(at): \(key) is already set on line \(first); remove one of them")
+            }
+            seen[key] = index + 1
             do { try c.set(key, value) } catch { throw Failure(description: "\(at): \(key): \(error.description)") }
         }
         try c.policy.validate(file: file)
@@ -80,6 +88,7 @@ struct ControllerConfig: Equatable, Sendable {
         case "POSTGRES_PASSWORD_FILE": postgresPasswordFile = value.isEmpty ? nil : value
         case "POSTGRES_TLS": postgresTLS = try bool()
         case "POSTGRES_CA_FILE": postgresCAFile = value.isEmpty ? nil : value
+        case "POSTGRES_CONNECT_TIMEOUT": postgresConnectTimeout = Int64(try int(1...3600))
         case "CORRELATION_WINDOW": policy.window = try seconds()
         case "HORIZONTAL_HOSTS": policy.horizontalHosts = try int(1...100_000)
         case "VERTICAL_PORTS": policy.verticalPorts = try int(1...65536)
@@ -137,6 +146,7 @@ struct ControllerConfig: Equatable, Sendable {
         # POSTGRES_PASSWORD_FILE = /etc/portsentry/pg.password
         # POSTGRES_TLS = yes              # require TLS, verified against POSTGRES_CA_FILE or the system CAs
         # POSTGRES_CA_FILE = /etc/ssl/certs/db-ca.pem
+        # POSTGRES_CONNECT_TIMEOUT = 30   # seconds to reach the database at start before giving up
 
         # Correlation across sensors, per source address, in a sliding window.
         CORRELATION_WINDOW = 10m

@@ -65,7 +65,21 @@ final class SQLiteStore: ControllerStore {
     let queue: DatabaseQueue
     private let commits = CommitQueue()
 
-    init(path: String) throws {
+    struct NotOurs: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Opens the database at `path`. With `create` false (everything but `init`), a file that is
+    /// empty or holds no controller schema is refused: starting on it as a fresh database would
+    /// forget every sensor, and the sensors would be refused as unknown.
+    init(path: String, create: Bool = true) throws {
+        if !create {
+            var st = stat()
+            guard stat(path, &st) == 0 else { throw NotOurs(description: "\(path) does not exist: run `portsentry-controller init` first") }
+            guard st.st_size > 0 else {
+                throw NotOurs(description: "\(path) is empty (0 bytes), not a controller database: restore it from a backup, or move it aside and run `portsentry-controller init` (every sensor must then enroll again)")
+            }
+        }
         var config = Configuration()
         // The CLI (ban, allow, sensors add) writes while the service runs.
         config.busyMode = .timeout(10)
@@ -77,6 +91,12 @@ final class SQLiteStore: ControllerStore {
             try db.execute(sql: "PRAGMA cache_size = -65536")
         }
         queue = try DatabaseQueue(path: path, configuration: config)
+        if !create {
+            let ours = try queue.read { db in try db.tableExists("grdb_migrations") && db.tableExists("sensors") }
+            guard ours else {
+                throw NotOurs(description: "\(path) is a SQLite database but not a controller's (no controller tables): refusing to turn it into one")
+            }
+        }
         try Self.migrator.migrate(queue)
     }
 
