@@ -108,7 +108,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = try SQLiteStore(path: dir.appendingPathComponent("c.db").path)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        try await store.addEnrollment(tokenHash: Data([1]), sensor: "h1", expires: now / 1000 + 60)
+        try await store.addEnrollment(tokenHash: Data([1]), sensor: "h1", expires: now / 1000 + 60, replace: false)
         _ = try await store.enroll(tokenHash: Data([1]), publicKey: Data(count: 32), now: now / 1000, version: "t")
         var events = (1...4).map { CorrelationTests.event("h\($0)", "198.51.100.20", "10.0.0.\($0)", port: 79, id: $0) }
         for i in events.indices { events[i].receivedAt = now - 5000 }

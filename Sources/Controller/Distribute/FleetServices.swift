@@ -19,6 +19,9 @@ struct FleetServices: Sendable {
     let operatorToken: String?
     /// The last (revision, digest) each sensor reported, so the store is written only on change.
     let applied = AppliedRevisions()
+    /// The `sha256//BASE64` pin of the TLS certificate served, handed to sensors at
+    /// enrollment so they accept no other key afterwards (nil: none is reported).
+    var tlsPin: String? = nil
 
     static func make(store: any ControllerStore, signing: Ed25519.PrivateKey, policy: CorrelationPolicy,
                      operatorToken: String?, logger: Logger, ownAddresses: [IPAddress] = ProtectedRegistry.localAddresses())
