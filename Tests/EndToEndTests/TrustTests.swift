@@ -153,6 +153,15 @@ extension EndToEnd {
                 #expect(run.contains("refused as config file: it is world-writable"), "\(run)")
                 chmod(lab.file("portsentry.conf"), 0o644)
                 #expect(try Lab.run([Lab.sensorBinary, "check-config", "-c", lab.file("portsentry.conf")]).contains(": OK"))
+                // The enrollment files too.
+                try FileManager.default.createDirectory(atPath: lab.file("state"), withIntermediateDirectories: true)
+                try lab.write("state/enrollment.json", "{}")
+                chmod(lab.file("state/enrollment.json"), 0o666)
+                try lab.write("enrolled.conf", "TCP_PORTS=\"1,79\"\nSTATE_DIR=\"\(lab.file("state"))\"\n")
+                let enrolled = try Lab.run(["/bin/sh", "-c", "\"$0\" check-config -c \"$1\" 2>&1", Lab.sensorBinary, lab.file("enrolled.conf")],
+                                           allowFailure: true)
+                #expect(enrolled.contains("refusing enrollment file \(lab.file("state/enrollment.json")): it is world-writable (mode 0666)"),
+                        "\(enrolled)")
 
                 let ctl = ControllerProcessTests.binary
                 let data = lab.file("controller")

@@ -52,7 +52,11 @@ struct Enroll: ParsableCommand {
               let signingRaw = Hex.decode(signing), (try? Ed25519.PublicKey(raw: signingRaw)) != nil else {
             throw Failure("the controller refused the enrollment (\(reply.status)): \(String(decoding: reply.body.prefix(200), as: UTF8.self))")
         }
-        let storedPin = try Self.pinToStore(given: pin, reported: object["tls_pin"] as? String, presented: reply.serverPin)
+        let reported = object["tls_pin"] as? String
+        // What this connection was made with: libcurl's view of the server's certificate;
+        // failing that, the CA file itself when it is that certificate (the controller's own).
+        let presented = reply.serverPin ?? (try? TLSPin.pin(pem: caText)).flatMap { $0 == reported ? $0 : nil }
+        let storedPin = try Self.pinToStore(given: pin, reported: reported, presented: presented)
         try AtomicFile.write(Data(Hex.encode(key.raw).utf8), to: paths.key)
         try AtomicFile.write(Data(caText.utf8), to: paths.ca)
         let state = Enrollment(url: base, sensor: name, caFile: paths.ca, pin: storedPin, controllerSigningKey: signing)

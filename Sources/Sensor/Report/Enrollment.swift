@@ -35,8 +35,9 @@ struct Enrollment: Codable, Equatable, Sendable {
                 guard TLSPin.isValid(pin) else { throw FirewallError("\(p.state): pin '\(pin)' is not sha256//BASE64") }
             } else {
                 logger.warning("""
-                    The controller's TLS key is not pinned (\(p.state) predates pinning): only its certificate \
-                    (\(state.caFile)) is checked. Enroll again to pin it.
+                    The controller's TLS key is not pinned (\(p.state) has no pin: enrolled before pinning, or with \
+                    a controller that did not report one): only its certificate (\(state.caFile)) is checked. \
+                    Enroll again (sensors add --replace on the controller) to pin it.
                     """)
             }
             return (state, try Ed25519.PrivateKey(raw: raw))
