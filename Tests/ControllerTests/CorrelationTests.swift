@@ -123,7 +123,7 @@ import Testing
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         // Five sensors, each with its heartbeat (its own address) stored: their events count.
         for n in 1...5 {
-            try await store.addEnrollment(tokenHash: Data([UInt8(n)]), sensor: "h\(n)", expires: now / 1000 + 60)
+            try await store.addEnrollment(tokenHash: Data([UInt8(n)]), sensor: "h\(n)", expires: now / 1000 + 60, replace: false)
             _ = try await store.enroll(tokenHash: Data([UInt8(n)]), publicKey: Data(count: 32), now: now / 1000, version: "t")
             var report = ProtectionReport()
             report.addresses = [IPAddress("10.0.0.\(n)")!]

@@ -49,7 +49,7 @@ import Testing
         /// Enrolls `name` through the API; returns its key.
         func enroll(_ client: some TestClientProtocol, _ name: String) async throws -> Ed25519.PrivateKey {
             let token = "token-\(name)"
-            try await store.addEnrollment(tokenHash: Data(SHA256.digest(Array(token.utf8))), sensor: name, expires: now / 1000 + 60)
+            try await store.addEnrollment(tokenHash: Data(SHA256.digest(Array(token.utf8))), sensor: name, expires: now / 1000 + 60, replace: false)
             let key = try Ed25519.PrivateKey.generate()
             let body = #"{"token":"\#(token)","public_key":"\#(Hex.encode(try key.publicKey.raw))","version":"test"}"#
             let expectedKey = Hex.encode(try signing.publicKey.raw)

@@ -49,13 +49,23 @@ struct ControllerAPI: Sendable {
         }
         let version = (object["version"] as? String).map { String($0.prefix(64)) } ?? ""
         let hash = Data(SHA256.digest(Array(token.utf8)))
-        guard let sensor = try await store.enroll(tokenHash: hash, publicKey: Data(keyBytes), now: clock() / 1000, version: version) else {
+        let sensor: SensorRecord
+        switch try await store.enroll(tokenHash: hash, publicKey: Data(keyBytes), now: clock() / 1000, version: version) {
+        case .enrolled(let s): sensor = s
+        case .refused:
             logger.warning("Enrollment refused: unknown, used or expired token")
             metrics.add("enroll_refused")
             return Self.json(["error": "unknown, used or expired enrollment token"], status: .unauthorized)
+        case .nameTaken(let name):
+            logger.warning("Enrollment refused: sensor \(name) exists and its token was not made with --replace")
+            metrics.add("enroll_refused")
+            return Self.json(["error": "sensor \(name) already exists; its key is replaced only with a token from `sensors add --replace`"],
+                             status: .conflict)
         }
         logger.notice("Sensor \(sensor.name) enrolled")
-        return Self.json(["sensor": sensor.name, "signing_key": Hex.encode(signingKey.raw)])
+        var reply = ["sensor": sensor.name, "signing_key": Hex.encode(signingKey.raw)]
+        if let pin = fleet.tlsPin { reply["tls_pin"] = pin }
+        return Self.json(reply)
     }
 
     func ingest(_ request: Request) async throws -> Response {

@@ -44,8 +44,15 @@ struct DataOptions: ParsableArguments {
     var configFile: String { directory + "/controller.conf" }
     var operatorTokenFile: String { directory + "/operator.token" }
 
+    /// Run as root, the files that say what the controller trusts are refused unless only
+    /// root can write them (`StrictModes`, like sshd's).
+    func requireTrusted(_ path: String, _ what: String) throws {
+        do { try StrictModes.check(path, what: what) } catch { throw Failure(error.description) }
+    }
+
     /// `controller.conf` with the command-line options on top.
     func config() throws -> ControllerConfig {
+        try requireTrusted(configFile, "controller settings")
         var c: ControllerConfig
         do { c = try ControllerConfig.load(configFile) } catch { throw Failure(error.description) }
         if let postgresHost { c.postgresHost = postgresHost }
@@ -97,6 +104,7 @@ struct DataOptions: ParsableArguments {
     }
 
     func loadSigningKey() throws -> Ed25519.PrivateKey {
+        try requireTrusted(signingKey, "block-list signing key")
         guard let text = try? String(contentsOfFile: signingKey, encoding: .utf8),
               let raw = Hex.decode(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw Failure("\(signingKey): missing or not a hex Ed25519 key (run init)")
@@ -104,8 +112,14 @@ struct DataOptions: ParsableArguments {
         return try Ed25519.PrivateKey(raw: raw)
     }
 
-    func operatorToken() -> String? {
-        (try? String(contentsOfFile: operatorTokenFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    func operatorToken() throws -> String? {
+        try requireTrusted(operatorTokenFile, "operator API token")
+        return (try? String(contentsOfFile: operatorTokenFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The pin of the served TLS certificate (`sha256//BASE64`).
+    func tlsPin() throws -> String {
+        do { return try TLSPin.pin(certificateFile: tlsCert) } catch { throw Failure(error.description) }
     }
 
     /// The decision engine as the CLI uses it: same checks as the service.
@@ -130,8 +144,16 @@ struct Init: ParsableCommand {
 
     func run() throws {
         let fm = FileManager.default
+        // Everything made here is private from its creation: directory, keys, token, settings
+        // (and what openssl writes), never created readable and narrowed afterwards.
+        umask(0o077)
         try fm.createDirectory(atPath: data.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         guard !fm.fileExists(atPath: data.database) else { throw Failure("\(data.directory) is already initialised") }
+        func createPrivate(_ path: String, _ text: String) throws {
+            do { try PrivateFile.replace(path, contents: Array(text.utf8)) } catch { throw Failure(error.description) }
+        }
+        // openssl opens -keyout with O_TRUNC: an empty file made 0600 here keeps that mode.
+        try createPrivate(data.tlsKey, "")
         let san = names.map { IPAddress($0) != nil ? "IP:\($0)" : "DNS:\($0)" }.joined(separator: ",")
         let openssl = Process()
         openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
@@ -142,18 +164,18 @@ struct Init: ParsableCommand {
         do { try openssl.run() } catch { throw Failure("cannot run /usr/bin/openssl to make the TLS certificate: \(error)") }
         openssl.waitUntilExit()
         guard openssl.terminationStatus == 0 else { throw Failure("openssl failed to create the TLS certificate") }
-        try fm.setAttributes([.posixPermissions: 0o600], ofItemAtPath: data.tlsKey)
         let key = try Ed25519.PrivateKey.generate()
-        _ = fm.createFile(atPath: data.signingKey, contents: Data(Hex.encode(key.raw).utf8), attributes: [.posixPermissions: 0o600])
+        try createPrivate(data.signingKey, Hex.encode(key.raw))
         _ = try SQLiteStore(path: data.database)
-        _ = fm.createFile(atPath: data.configFile, contents: Data((ControllerConfig.documented + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        try createPrivate(data.configFile, ControllerConfig.documented + "\n")
         var random = SystemRandomNumberGenerator()
         let token = Hex.encode((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &random) })
-        _ = fm.createFile(atPath: data.operatorTokenFile, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        try createPrivate(data.operatorTokenFile, token + "\n")
         print("initialised \(data.directory)")
         print("  settings: \(data.configFile)")
         print("  operator API token: \(data.operatorTokenFile)")
         print("  TLS certificate: \(data.tlsCert) (\(san))")
+        print("  TLS public-key pin: \(try data.tlsPin())")
         print("  block-list signing key: \(Hex.encode(try key.publicKey.raw))")
     }
 }
@@ -183,9 +205,10 @@ struct Serve: AsyncParsableCommand {
         }
         let tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
                                                            privateKey: .privateKey(privateKey))
-        let token = data.operatorToken()
-        let fleet = try await FleetServices.make(store: store, signing: signing, policy: config.policy, operatorToken: token,
+        let token = try data.operatorToken()
+        var fleet = try await FleetServices.make(store: store, signing: signing, policy: config.policy, operatorToken: token,
                                                  logger: logger)
+        fleet.tlsPin = try data.tlsPin()
         let api = ControllerAPI(store: store, metrics: IngestMetrics(), signingKey: try signing.publicKey, fleet: fleet, logger: logger,
                                 clock: { Int64(Date().timeIntervalSince1970 * 1000) })
         let address = host ?? config.listen, tcpPort = port ?? config.port
@@ -211,6 +234,9 @@ struct Sensors: AsyncParsableCommand {
         @OptionGroup var data: DataOptions
         @Argument(help: "The sensor's name (letters, digits, . _ -).") var name: String
         @Option(name: .customLong("valid-for"), help: "Seconds the token stays valid.") var seconds = 86_400
+        @Flag(name: .customLong("replace"),
+              help: "NAME exists (enrolled or revoked): let this token replace its key, and reinstate it if revoked.")
+        var replace = false
 
         func run() async throws {
             guard !name.isEmpty, name.count <= 64,
@@ -218,10 +244,17 @@ struct Sensors: AsyncParsableCommand {
                 throw ValidationError("a sensor name is 1-64 letters, digits, '.', '_' or '-'")
             }
             let store = try await data.store()
+            // Enrolling an existing name would silently swap its key (whoever holds the token
+            // becomes that sensor) and lift a revocation: only on explicit request.
+            if !replace, let existing = try await store.sensor(name) {
+                let state = existing.revoked ? "revoked" : "enrolled"
+                throw Failure("a sensor named \(name) already exists (\(state)); a new enrollment would replace its key"
+                              + (existing.revoked ? " and reinstate it" : "") + ": pass --replace to allow that")
+            }
             var random = SystemRandomNumberGenerator()
             let token = Hex.encode((0..<24).map { _ in UInt8.random(in: .min ... .max, using: &random) })
             try await store.addEnrollment(tokenHash: Data(SHA256.digest(Array(token.utf8))), sensor: name,
-                                          expires: Int64(Date().timeIntervalSince1970) + Int64(seconds))
+                                          expires: Int64(Date().timeIntervalSince1970) + Int64(seconds), replace: replace)
             print(token)
         }
     }

@@ -21,6 +21,9 @@ struct FleetServices: Sendable {
     let applied = AppliedRevisions()
     /// Each sensor's newest poll timestamp: an older or equal one is a replay.
     let polls = PollClock()
+    /// The `sha256//BASE64` pin of the TLS certificate served, handed to sensors at
+    /// enrollment so they accept no other key afterwards (nil: none is reported).
+    var tlsPin: String? = nil
 
     static func make(store: any ControllerStore, signing: Ed25519.PrivateKey, policy: CorrelationPolicy,
                      operatorToken: String?, logger: Logger, ownAddresses: [IPAddress] = ProtectedRegistry.localAddresses())

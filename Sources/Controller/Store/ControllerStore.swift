@@ -43,10 +43,12 @@ struct EventRecord: Codable, FetchableRecord, PersistableRecord, Equatable, Send
 /// The controller's storage, behind one small interface so SQLite (embedded, the default)
 /// and PostgreSQL (several replicas on one database) can both serve it.
 protocol ControllerStore: DecisionStore {
-    func addEnrollment(tokenHash: Data, sensor: String, expires: Int64) async throws
-    /// Consumes a one-time token and registers the sensor's key. Nil if the token is unknown,
-    /// used or expired.
-    func enroll(tokenHash: Data, publicKey: Data, now: Int64, version: String) async throws -> SensorRecord?
+    /// Stores a one-time token for `sensor` (replacing any pending one). Only a token made
+    /// with `replace` may take over the name of an existing (enrolled or revoked) sensor.
+    func addEnrollment(tokenHash: Data, sensor: String, expires: Int64, replace: Bool) async throws
+    /// Consumes a one-time token and registers the sensor's key, unless the token is unknown,
+    /// used or expired, or the name is taken and the token does not allow replacing it.
+    func enroll(tokenHash: Data, publicKey: Data, now: Int64, version: String) async throws -> EnrollOutcome
     func sensor(_ name: String) async throws -> SensorRecord?
     func sensors() async throws -> [SensorRecord]
     func revoke(_ name: String) async throws -> Bool
@@ -154,28 +156,35 @@ final class SQLiteStore: ControllerStore {
                 """)
         }
         registerDecisionMigrations(&m)
+        m.registerMigration("v6-enrollment-replace") { db in
+            // Whether a token may replace an existing sensor's key (and reinstate it).
+            try db.alter(table: "enrollments") { t in t.add(column: "allowReplace", .boolean).notNull().defaults(to: false) }
+        }
         return m
     }
 
-    func addEnrollment(tokenHash: Data, sensor: String, expires: Int64) async throws {
+    func addEnrollment(tokenHash: Data, sensor: String, expires: Int64, replace: Bool) async throws {
         try await queue.write { db in
             try db.execute(sql: "DELETE FROM enrollments WHERE sensor = ?", arguments: [sensor])
-            try db.execute(sql: "INSERT INTO enrollments (tokenHash, sensor, expires) VALUES (?, ?, ?)",
-                           arguments: [tokenHash, sensor, expires])
+            try db.execute(sql: "INSERT INTO enrollments (tokenHash, sensor, expires, allowReplace) VALUES (?, ?, ?, ?)",
+                           arguments: [tokenHash, sensor, expires, replace])
         }
     }
 
-    func enroll(tokenHash: Data, publicKey: Data, now: Int64, version: String) async throws -> SensorRecord? {
+    func enroll(tokenHash: Data, publicKey: Data, now: Int64, version: String) async throws -> EnrollOutcome {
         try await queue.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT sensor, expires FROM enrollments WHERE tokenHash = ?",
-                                             arguments: [tokenHash]) else { return nil }
+            guard let row = try Row.fetchOne(db, sql: "SELECT sensor, expires, allowReplace FROM enrollments WHERE tokenHash = ?",
+                                             arguments: [tokenHash]) else { return .refused }
             try db.execute(sql: "DELETE FROM enrollments WHERE tokenHash = ?", arguments: [tokenHash])
             let expires: Int64 = row["expires"]
-            guard expires > now else { return nil }
-            let record = SensorRecord(name: row["sensor"], publicKey: publicKey, enrolledAt: now, revoked: false,
+            guard expires > now else { return .refused }
+            let name: String = row["sensor"]
+            let allowReplace: Bool = row["allowReplace"]
+            if !allowReplace, try SensorRecord.exists(db, key: name) { return .nameTaken(name) }
+            let record = SensorRecord(name: name, publicKey: publicKey, enrolledAt: now, revoked: false,
                                       lastSequence: 0, lastSeen: now, version: version)
             try record.save(db)
-            return record
+            return .enrolled(record)
         }
     }
 

@@ -54,6 +54,8 @@ final class PostgresStore: ControllerStore {
                 version text NOT NULL DEFAULT '', last_heartbeat bigint NOT NULL DEFAULT 0, status text NOT NULL DEFAULT '')
             """,
             "CREATE TABLE IF NOT EXISTS enrollments (token_hash bytea PRIMARY KEY, sensor text NOT NULL, expires bigint NOT NULL)",
+            // Whether a token may replace an existing sensor's key (and reinstate it).
+            "ALTER TABLE enrollments ADD COLUMN IF NOT EXISTS allow_replace boolean NOT NULL DEFAULT false",
             """
             CREATE TABLE IF NOT EXISTS events (id text PRIMARY KEY, sensor text NOT NULL, time_ns bigint NOT NULL, source text NOT NULL,
                 destination text NOT NULL, proto text NOT NULL, port bigint NOT NULL, type text NOT NULL, evidence text NOT NULL,
@@ -65,29 +67,42 @@ final class PostgresStore: ControllerStore {
         }
     }
 
-    func addEnrollment(tokenHash: Data, sensor: String, expires: Int64) async throws {
+    func addEnrollment(tokenHash: Data, sensor: String, expires: Int64, replace: Bool) async throws {
         try await client.withTransaction(logger: logger) { c in
             try await c.query("DELETE FROM enrollments WHERE sensor = \(sensor)", logger: logger)
-            try await c.query("INSERT INTO enrollments (token_hash, sensor, expires) VALUES (\(tokenHash), \(sensor), \(expires))",
-                              logger: logger)
+            try await c.query("""
+                INSERT INTO enrollments (token_hash, sensor, expires, allow_replace) VALUES (\(tokenHash), \(sensor), \(expires), \(replace))
+                """, logger: logger)
         }
     }
 
-    func enroll(tokenHash: Data, publicKey: Data, now: Int64, version: String) async throws -> SensorRecord? {
-        try await client.withTransaction(logger: logger) { c -> SensorRecord? in
-            let rows = try await c.query("DELETE FROM enrollments WHERE token_hash = \(tokenHash) RETURNING sensor, expires",
+    func enroll(tokenHash: Data, publicKey: Data, now: Int64, version: String) async throws -> EnrollOutcome {
+        try await client.withTransaction(logger: logger) { c -> EnrollOutcome in
+            let rows = try await c.query("DELETE FROM enrollments WHERE token_hash = \(tokenHash) RETURNING sensor, expires, allow_replace",
                                          logger: logger)
-            var found: (String, Int64)? = nil
-            for try await row in rows.decode((String, Int64).self) { found = row }
-            guard let (name, expires) = found, expires > now else { return nil }
+            var found: (String, Int64, Bool)? = nil
+            for try await row in rows.decode((String, Int64, Bool).self) { found = row }
+            guard let (name, expires, allowReplace) = found, expires > now else { return .refused }
+            let record = SensorRecord(name: name, publicKey: publicKey, enrolledAt: now, revoked: false, lastSequence: 0,
+                                      lastSeen: now, version: version)
+            if !allowReplace {
+                // Only a new name: an existing sensor (enrolled or revoked) keeps its key.
+                let inserted = try await c.query("""
+                    INSERT INTO sensors (name, public_key, enrolled_at, revoked, last_sequence, last_seen, version)
+                    VALUES (\(name), \(publicKey), \(now), false, 0, \(now), \(version))
+                    ON CONFLICT (name) DO NOTHING RETURNING name
+                    """, logger: logger)
+                var any = false
+                for try await _ in inserted.decode(String.self) { any = true }
+                return any ? .enrolled(record) : .nameTaken(name)
+            }
             try await c.query("""
                 INSERT INTO sensors (name, public_key, enrolled_at, revoked, last_sequence, last_seen, version)
                 VALUES (\(name), \(publicKey), \(now), false, 0, \(now), \(version))
                 ON CONFLICT (name) DO UPDATE SET public_key = EXCLUDED.public_key, enrolled_at = EXCLUDED.enrolled_at,
                     revoked = false, last_sequence = 0, last_seen = EXCLUDED.last_seen, version = EXCLUDED.version
                 """, logger: logger)
-            return SensorRecord(name: name, publicKey: publicKey, enrolledAt: now, revoked: false, lastSequence: 0,
-                                lastSeen: now, version: version)
+            return .enrolled(record)
         }
     }
 

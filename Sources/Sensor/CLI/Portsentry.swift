@@ -235,6 +235,16 @@ struct CheckConfig: ParsableCommand {
         print("  BLOCK_TCP \(cfg.blockTCP.rawValue), BLOCK_UDP \(cfg.blockUDP.rawValue)")
         print("  history: \(cfg.historyFile ?? "none") (format \(cfg.historyFormat.rawValue)); json: \(cfg.jsonLogFile ?? "none")")
         print("  ignore file: \(cfg.ignoreFile ?? "none") (\(ignore.count) entries)")
+        // The enrollment files get the same ownership checks as at start.
+        var quiet = Logger(label: "portsentry")
+        quiet.logLevel = .error
+        do {
+            if let (e, _) = try Enrollment.load(stateDir: cfg.stateDir, logger: quiet) {
+                print("  controller: \(e.url) as \(e.sensor), TLS key " + (e.pin.map { "pinned (\($0))" } ?? "NOT pinned"))
+            }
+        } catch {
+            throw Failure("controller enrollment in \(cfg.stateDir): \(error)")
+        }
         for w in SettingsBuilder.warnings(s, cfg, ephemeral: LocalSockets.ephemeralRange() ?? 32768...60999) {
             print("  warning: \(w)")
         }

@@ -10,7 +10,8 @@ struct AlertSettings: Sendable, Equatable {
     var smtpURL = "smtp://localhost:25"
     var smtpUser: String? = nil
     var smtpPasswordFile: String? = nil
-    /// Require STARTTLS on smtp:// (smtps:// is always TLS).
+    /// Require STARTTLS on smtp:// (smtps:// is always TLS). Always on with `smtpUser`:
+    /// credentials never go out in clear text.
     var smtpRequireTLS = false
     var caFile: String? = nil
     var webhookURL: String? = nil
@@ -176,13 +177,16 @@ enum CurlTransfer {
     struct Reply {
         var status: Int
         var body: [UInt8]
+        /// The pin (`sha256//BASE64`) of the certificate the server presented, when asked for.
+        var serverPin: String? = nil
     }
 
     /// An HTTPS POST to a pinned server: the CA file verifies the certificate, and `pin`
     /// (`sha256//BASE64`) if given also fixes its public key. Returns the reply, or the
-    /// transport error (nothing was received).
+    /// transport error (nothing was received). With `wantServerPin` the reply also carries the
+    /// pin of the certificate the server presented on this very connection.
     static func post(url: String, body: [UInt8], headers: [String], caFile: String?, pin: String?,
-                     timeout: Int, limit: Int = 1 << 20) -> Result<Reply, TransferError> {
+                     timeout: Int, limit: Int = 1 << 20, wantServerPin: Bool = false) -> Result<Reply, TransferError> {
         guard let curl = curl_easy_init() else { return .failure(TransferError(description: "libcurl: cannot create a handle")) }
         defer { curl_easy_cleanup(curl) }
         var list: UnsafeMutablePointer<curl_slist>? = nil
@@ -203,13 +207,29 @@ enum CurlTransfer {
         ccurl_setopt_writefunction(curl, collect)
         ccurl_setopt_pointer(curl, CURLOPT_WRITEDATA, context.toOpaque())
         common(curl, caFile: caFile, timeout: timeout)
+        if wantServerPin { ccurl_setopt_long(curl, CURLOPT_CERTINFO, 1) }
         let rc = curl_easy_perform(curl)
         guard rc == CURLE_OK else {
             return .failure(TransferError(description: String(cString: curl_easy_strerror(rc)) + " (curl error \(rc.rawValue))"))
         }
         var status = 0
         ccurl_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)
-        return .success(Reply(status: status, body: sink.bytes))
+        return .success(Reply(status: status, body: sink.bytes, serverPin: wantServerPin ? serverPin(curl) : nil))
+    }
+
+    /// The pin of the server's own (first) certificate from libcurl's certificate info.
+    private static func serverPin(_ curl: UnsafeMutableRawPointer) -> String? {
+        var info: UnsafeMutablePointer<curl_certinfo>? = nil
+        guard ccurl_getinfo_certinfo(curl, &info) == CURLE_OK, let info, info.pointee.num_of_certs > 0,
+              var entry = info.pointee.certinfo?[0] else { return nil }
+        while true {
+            if let data = entry.pointee.data {
+                let text = String(cString: data)
+                if text.hasPrefix("Cert:") { return try? TLSPin.pin(pem: String(text.dropFirst(5))) }
+            }
+            guard let next = entry.pointee.next else { return nil }
+            entry = next
+        }
     }
 
     struct TransferError: Error, CustomStringConvertible {
@@ -236,7 +256,10 @@ enum CurlTransfer {
         defer { context.release() }
         ccurl_setopt_pointer(curl, CURLOPT_READDATA, context.toOpaque())
         ccurl_setopt_long(curl, CURLOPT_UPLOAD, 1)
-        ccurl_setopt_long(curl, CURLOPT_USE_SSL, Int(settings.smtpRequireTLS ? CURLUSESSL_ALL.rawValue : CURLUSESSL_TRY.rawValue))
+        // With credentials, TLS is required whatever ALERT_SMTP_STARTTLS says: a server that
+        // does not offer STARTTLS is an error, never a silent downgrade to clear text.
+        let requireTLS = settings.smtpRequireTLS || settings.smtpUser != nil
+        ccurl_setopt_long(curl, CURLOPT_USE_SSL, Int(requireTLS ? CURLUSESSL_ALL.rawValue : CURLUSESSL_TRY.rawValue))
         if let user = settings.smtpUser {
             ccurl_setopt_string(curl, CURLOPT_USERNAME, user)
             if let file = settings.smtpPasswordFile {
@@ -247,7 +270,13 @@ enum CurlTransfer {
             }
         }
         common(curl, caFile: settings.caFile, timeout: timeout)
-        return perform(curl)
+        let rc = curl_easy_perform(curl)
+        if rc == CURLE_USE_SSL_FAILED {
+            return "the SMTP server at \(settings.smtpURL) does not offer STARTTLS, and TLS is required "
+                + (settings.smtpUser != nil ? "to send the ALERT_SMTP_USER credentials" : "(ALERT_SMTP_STARTTLS)")
+                + ": nothing was sent (use smtps:// or a server with STARTTLS)"
+        }
+        return describe(curl, rc)
     }
 
     static func postJSON(url: String, body: String, caFile: String?, timeout: Int) -> String? {
@@ -275,11 +304,15 @@ enum CurlTransfer {
         ccurl_setopt_long(curl, CURLOPT_NOSIGNAL, 1)
         // Only the URL's own scheme: no redirect into another protocol.
         ccurl_setopt_long(curl, CURLOPT_FOLLOWLOCATION, 0)
-        if let caFile { ccurl_setopt_string(curl, CURLOPT_CAINFO, caFile) }
+        // The CA file is the only trust: not also the system's CA directory.
+        if let caFile { ccurl_trust_only(curl, caFile) }
     }
 
     private static func perform(_ curl: UnsafeMutableRawPointer) -> String? {
-        let rc = curl_easy_perform(curl)
+        describe(curl, curl_easy_perform(curl))
+    }
+
+    private static func describe(_ curl: UnsafeMutableRawPointer, _ rc: CURLcode) -> String? {
         guard rc != CURLE_OK else { return nil }
         var status = 0
         ccurl_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PortsentryShared
 
 /// What `portsentry enroll` leaves in STATE_DIR, and what the daemon reads to report: the
@@ -16,14 +17,28 @@ struct Enrollment: Codable, Equatable, Sendable {
         (stateDir + "/enrollment.json", stateDir + "/sensor.key", stateDir + "/controller.crt")
     }
 
-    /// nil when the sensor is not enrolled (standalone).
-    static func load(stateDir: String) throws(FirewallError) -> (Enrollment, Ed25519.PrivateKey)? {
+    /// nil when the sensor is not enrolled (standalone). The files are refused when anyone
+    /// but root could have written them (when running as root), and an enrollment without a
+    /// public-key pin (made before pins existed) still works, with a warning.
+    static func load(stateDir: String, logger: Logger = Diagnostics.logger) throws(FirewallError) -> (Enrollment, Ed25519.PrivateKey)? {
         let p = paths(stateDir: stateDir)
         guard FileManager.default.fileExists(atPath: p.state) else { return nil }
+        for (file, what) in [(p.state, "enrollment file"), (p.key, "sensor key file"), (p.ca, "controller certificate")] {
+            do { try StrictModes.check(file, what: what) } catch { throw FirewallError(error.description) }
+        }
         do {
             let state = try JSONDecoder().decode(Enrollment.self, from: Data(try TextFile.read(p.state, limit: 64 << 10).utf8))
             guard let raw = Hex.decode(try TextFile.read(p.key, limit: 4096).trimmingWhitespace()) else {
                 throw FirewallError("\(p.key) is not a hex key")
+            }
+            if let pin = state.pin {
+                guard TLSPin.isValid(pin) else { throw FirewallError("\(p.state): pin '\(pin)' is not sha256//BASE64") }
+            } else {
+                logger.warning("""
+                    The controller's TLS key is not pinned (\(p.state) has no pin: enrolled before pinning, or with \
+                    a controller that did not report one): only its certificate (\(state.caFile)) is checked. \
+                    Enroll again (sensors add --replace on the controller) to pin it.
+                    """)
             }
             return (state, try Ed25519.PrivateKey(raw: raw))
         } catch let e as FirewallError {

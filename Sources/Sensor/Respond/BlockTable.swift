@@ -183,25 +183,15 @@ final class BlockTable {
     }
 }
 
-/// Whole-file replacement that survives a crash at any point.
+/// Whole-file replacement that survives a crash at any point. The new content is written to
+/// a fresh file created 0600 (never an existing temporary file reused with its old mode or
+/// owner), then renamed over the old one.
 enum AtomicFile {
     static func write(_ data: Data, to path: String) throws {
         let directory = (path as NSString).deletingLastPathComponent
         let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw FirewallError("\(temporary): \(errnoText())") }
-        var ok = data.withUnsafeBytes { raw -> Bool in
-            var offset = 0
-            while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n <= 0 { if n < 0, errno == EINTR { continue }; return false }
-                offset += n
-            }
-            return true
-        }
-        ok = ok && fsync(fd) == 0
-        close(fd)
-        guard ok, rename(temporary, path) == 0 else {
+        do { try PrivateFile.replace(temporary, contents: [UInt8](data)) } catch { throw FirewallError(error.description) }
+        guard rename(temporary, path) == 0 else {
             let message = errnoText()
             unlink(temporary)
             throw FirewallError("\(path): cannot write: \(message)")
