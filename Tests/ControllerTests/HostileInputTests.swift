@@ -48,7 +48,7 @@ import Testing
                 #expect(error.description.hasPrefix("c.conf:2: \(line)"), "\(error.description)")
             }
         }
-        #expect((try? ControllerConfig.parse("OFFENSE_MEMORY = 3650d\n", file: "c.conf"))?.policy.offenseMemory == 3650 * 86_400)
+        #expect((try? ControllerConfig.parse("OFFENSE_MEMORY = 3650d\nDECISION_RETENTION = 3650d\n", file: "c.conf"))?.policy.offenseMemory == 3650 * 86_400)
         do {
             _ = try ControllerConfig.parse("PORT = 8443\n\nport = 9443\n", file: "c.conf")
             Issue.record("a repeated key was accepted")

@@ -181,3 +181,24 @@ import Testing
         }
     }
 }
+
+/// Two controllers starting at the same moment on an empty PostgreSQL database: the
+/// migrations run one after the other under an advisory lock, both start.
+@Suite struct PostgresMigrationTests {
+    @Test func concurrentStartsOnAnEmptyDatabaseBothSucceed() async throws {
+        guard let spec = ProcessInfo.processInfo.environment["PORTSENTRY_TEST_POSTGRES"]?.split(separator: ":"),
+              spec.count == 5, let port = Int(spec[1]) else {
+            throw Failure("PORTSENTRY_TEST_POSTGRES is not set: run the tests with scripts/test.sh (it starts PostgreSQL)")
+        }
+        for _ in 0..<3 {
+            let schema = "m" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+            let settings = PostgresStore.Settings(host: String(spec[0]), port: port, user: String(spec[2]), password: String(spec[3]),
+                                                  database: String(spec[4]), schema: schema)
+            async let a = PostgresStore(settings, logger: .init(label: "a"))
+            async let b = PostgresStore(settings, logger: .init(label: "b"))
+            let (first, second) = try await (a, b)
+            let (x, y) = (try await first.sensors(), try await second.sensors())
+            #expect(x.isEmpty && y.isEmpty)
+        }
+    }
+}

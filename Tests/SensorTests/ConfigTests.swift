@@ -1,3 +1,4 @@
+import Foundation
 @testable import Sensor
 import PortsentryShared
 import Testing
@@ -215,5 +216,50 @@ import Testing
         } catch {
             #expect(error.description == "portsentry.ignore:3: 'not-an-ip' is not an IPv4/IPv6 address or CIDR")
         }
+    }
+}
+
+/// What `check-config` must catch before start-up would: FIFOs, kernel file systems,
+/// symlinks, a STATE_DIR that is a file, a zone id in the ignore file.
+@Suite struct PathRulesTests {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pst-paths-\(UUID().uuidString)").path
+
+    func config(_ extra: String) throws -> SensorConfig {
+        try ConfigParser.parse(text: "TCP_PORTS=\"79\"\nSTATE_DIR=\"\(dir)/state\"\nCONTROL_SOCKET=\"\(dir)/c.sock\"\n" + extra, file: "t.conf")
+    }
+
+    @Test func writtenFilesMustBeRealFilesOutsideKernelTrees() throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "".write(toFile: dir + "/real.log", atomically: true, encoding: .utf8)
+        symlink(dir + "/real.log", dir + "/link.log")
+        mkfifo(dir + "/fifo", 0o600)
+        try "x".write(toFile: dir + "/afile", atomically: true, encoding: .utf8)
+        for (extra, expected) in [
+            ("HISTORY_FILE=\"/proc/self/portsentry.history\"", "kernel file system"),
+            ("HISTORY_FILE=\"\(dir)/link.log\"", "symbolic link"),
+            ("JSON_LOG_FILE=\"\(dir)/fifo\"", "not a regular file"),
+            ("HISTORY_FILE=\"\(dir)/missing/h.log\"", "does not exist"),
+            ("STATE_DIR=\"/proc/portsentry\"", "kernel file system"),
+            ("STATE_DIR=\"\(dir)/afile\"", "not a directory"),
+        ] {
+            let c = try config(extra)
+            #expect(throws: ConfigError.self, "\(extra)") { try PathRules.check(c, file: "t.conf") }
+            do { try PathRules.check(c, file: "t.conf") } catch { #expect(error.description.contains(expected), "\(error)") }
+        }
+        try PathRules.check(try config("HISTORY_FILE=\"\(dir)/real.log\"\nJSON_LOG_FILE=\"\(dir)/new.json\""), file: "t.conf")
+    }
+
+    @Test func aFifoIsRefusedInsteadOfHanging() throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        mkfifo(dir + "/fifo.conf", 0o600)
+        #expect(throws: ConfigError.self) { try ConfigParser.parse(file: dir + "/fifo.conf") }
+        #expect(throws: ConfigError.self) { try IgnoreFile.parse(file: dir + "/fifo.conf") }
+    }
+
+    @Test func aZoneIdInTheIgnoreFileIsAnError() {
+        #expect(throws: ConfigError.self) { try IgnoreFile.parse(text: "fe80::1%eth0\n", file: "i") }
+        #expect((try? IgnoreFile.parse(text: "fe80::1\n", file: "i"))?.count == 1)
     }
 }

@@ -212,14 +212,21 @@ struct Serve: AsyncParsableCommand {
         let api = ControllerAPI(store: store, metrics: IngestMetrics(), signingKey: try signing.publicKey, fleet: fleet, logger: logger,
                                 clock: { Int64(Date().timeIntervalSince1970 * 1000) })
         let address = host ?? config.listen, tcpPort = port ?? config.port
-        let app = Application(router: api.router(), server: try .tls(.http1(), tlsConfiguration: tls),
-                              configuration: .init(address: .hostname(address, port: tcpPort)),
+        let budget = ConnectionLimits.connectionBudget(logger: logger)
+        let app = Application(router: api.router(),
+                              server: try .tls(.http1(configuration: .init(idleTimeout: .seconds(ConnectionLimits.idleSeconds))),
+                                               tlsConfiguration: tls),
+                              configuration: .init(address: .hostname(address, port: tcpPort), backlog: 1024,
+                                                   availableConnectionsDelegate: .maximum(budget, logger: logger)),
                               onServerRunning: { channel in
                                   logger.notice("portsentry-controller \(controllerVersion) listening on \(channel.localAddress?.description ?? "?")")
                               },
                               logger: logger)
         if token == nil { logger.warning("No \(data.operatorTokenFile): the operator API is disabled") }
-        let group = ServiceGroup(configuration: .init(services: [.init(service: app), .init(service: FleetFollower(fleet: fleet))],
+        let retention = RetentionService(store: store, events: config.eventRetention, changes: config.changeRetention,
+                                         decisions: config.decisionRetention, metrics: fleet.metrics, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: app), .init(service: FleetFollower(fleet: fleet)),
+                                                                 .init(service: retention)],
                                                       gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
@@ -303,7 +310,7 @@ struct Events: AsyncParsableCommand {
     func run() async throws {
         if let since, Bounds.duration(since) == nil { throw ValidationError("--since: \(Bounds.durationError)") }
         let from = since.map { (Int64(Date().timeIntervalSince1970) - $0) * 1000 } ?? 0
-        guard (0...10_000_000).contains(limit) else { throw ValidationError("--limit must be 0 to 10000000") }
+        guard (0...1_000_000_000).contains(limit) else { throw ValidationError("--limit must be 0 to 1000000000") }
         let events = try await data.store().events(since: from, limit: limit)
         for e in events {
             if json {

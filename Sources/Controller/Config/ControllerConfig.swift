@@ -20,6 +20,10 @@ struct ControllerConfig: Equatable, Sendable {
     var postgresConnectTimeout: Int64 = 30
 
     var policy = CorrelationPolicy()
+    /// Events, list changes and ended decisions older than these are deleted (RetentionService).
+    var eventRetention: Int64 = 30 * 86_400
+    var changeRetention: Int64 = 7 * 86_400
+    var decisionRetention: Int64 = 365 * 86_400
 
     /// Files larger than this are not a controller config.
     static let maxBytes = 1 << 20
@@ -57,6 +61,12 @@ struct ControllerConfig: Equatable, Sendable {
             do { try c.set(key, value) } catch { throw Failure(description: "\(at): \(key): \(error.description)") }
         }
         try c.policy.validate(file: file)
+        guard c.decisionRetention >= c.policy.offenseMemory else {
+            throw Failure(description: "\(file): DECISION_RETENTION (\(c.decisionRetention) s) is shorter than OFFENSE_MEMORY (\(c.policy.offenseMemory) s): repeat offenders would be forgotten")
+        }
+        for (key, value) in [("EVENT_RETENTION", c.eventRetention), ("CHANGE_RETENTION", c.changeRetention)] where value < 3600 {
+            throw Failure(description: "\(file): \(key) must be at least 1h (got \(value) s)")
+        }
         return c
     }
 
@@ -105,6 +115,9 @@ struct ControllerConfig: Equatable, Sendable {
         case "SESSION_GRACE": policy.sessionGrace = try seconds()
         case "PEER_MEMORY": policy.peerMemory = try seconds()
         case "FLEET_DECISION_RATE": policy.decisionRate = try int(0...1_000_000)
+        case "EVENT_RETENTION": eventRetention = try seconds()
+        case "CHANGE_RETENTION": changeRetention = try seconds()
+        case "DECISION_RETENTION": decisionRetention = try seconds()
         case "PROTECT":
             for item in value.split(whereSeparator: { $0 == "," || $0 == " " }) {
                 do { policy.protected.append(try IPPrefix(parsing: item)) } catch {
@@ -186,6 +199,13 @@ struct ControllerConfig: Equatable, Sendable {
         # Circuit breaker: at most this many automatic decisions a minute; past it, findings
         # are refused and counted until the rate falls (0 = no limit). Operators are not limited.
         FLEET_DECISION_RATE = 60
+
+        # Retention: stored events, block-list changes and ended decisions older than these are
+        # deleted (every 10 minutes, in small batches). A sensor further behind than
+        # CHANGE_RETENTION gets a snapshot. DECISION_RETENTION must cover OFFENSE_MEMORY.
+        EVENT_RETENTION = 30d
+        CHANGE_RETENTION = 7d
+        DECISION_RETENTION = 365d
 
         # Never blocked fleet-wide, not even by an operator, besides the controller's own
         # addresses. What sensors report (their own addresses, gateways and resolvers on their

@@ -64,6 +64,10 @@ final class BlockListService: Sendable {
         if base == revision { return nil }
         // Nothing held, too far behind, or ahead of us (a restored database): start over.
         if base <= 0 || base > revision { return (try await snapshot(revision: revision, nowMillis: nowMillis), true) }
+        // Retention pruned changes this sensor has not seen: only a snapshot is complete.
+        if let oldest = try await store.oldestChange(), oldest > base + 1 {
+            return (try await snapshot(revision: revision, nowMillis: nowMillis), true)
+        }
         let changes = try await store.changes(after: base, limit: Self.maxDeltaChanges + 1)
         guard changes.count <= Self.maxDeltaChanges, let last = changes.last else {
             return (try await snapshot(revision: revision, nowMillis: nowMillis), true)

@@ -79,6 +79,11 @@ final class FleetMetrics: Sendable {
             "# HELP portsentry_controller_decisions_lifted_protected_total Automatic decisions lifted because an address they cover became protected.",
             "# TYPE portsentry_controller_decisions_lifted_protected_total counter",
             "portsentry_controller_decisions_lifted_protected_total \(s.counters["lifted_protected"] ?? 0)",
+            "# HELP portsentry_controller_pruned_total Rows deleted by retention, by kind.",
+            "# TYPE portsentry_controller_pruned_total counter",
+            "portsentry_controller_pruned_total{kind=\"events\"} \(s.counters["pruned_events"] ?? 0)",
+            "portsentry_controller_pruned_total{kind=\"changes\"} \(s.counters["pruned_changes"] ?? 0)",
+            "portsentry_controller_pruned_total{kind=\"decisions\"} \(s.counters["pruned_decisions"] ?? 0)",
         ]
         return lines.joined(separator: "\n") + "\n"
     }

@@ -92,6 +92,34 @@ protocol DecisionStore: Sendable {
     func allows(now: Int64) async throws -> [AllowRecord]
     /// What a sensor last reported about its block list.
     func recordApplied(sensor: String, revision: Int64, digest: String, atMs: Int64) async throws
+    /// Deletes what retention no longer keeps (see `Retention`); never the newest list change,
+    /// which carries the current revision.
+    func prune(_ cutoff: Retention.Cutoffs) async throws -> Retention.Pruned
+    /// The oldest revision whose change is still held (nil: none): a sensor at a base older
+    /// than this minus one needs a snapshot, as the changes in between are gone.
+    func oldestChange() async throws -> Int64?
+}
+
+/// How long the controller keeps what grows with time.
+enum Retention {
+    struct Cutoffs: Sendable {
+        /// Events received before this (epoch ms).
+        var eventsBeforeMs: Int64
+        /// List changes made before this (epoch ms).
+        var changesBeforeMs: Int64
+        /// Decisions that ended (expired, or were revoked) before this (epoch seconds; a
+        /// revoked decision counts from its creation).
+        var decisionsEndedBefore: Int64
+    }
+
+    struct Pruned: Sendable, Equatable {
+        var events = 0
+        var changes = 0
+        var decisions = 0
+    }
+
+    /// Rows deleted per statement: short write transactions, so ingest never waits long.
+    static let batch = 10_000
 }
 
 extension IPPrefix {

@@ -135,4 +135,35 @@ extension PostgresStore {
             UPDATE sensors SET applied_revision = \(revision), applied_digest = \(digest), applied_at = \(atMs) WHERE name = \(sensor)
             """, logger: logger)
     }
+
+    func prune(_ cutoff: Retention.Cutoffs) async throws -> Retention.Pruned {
+        var pruned = Retention.Pruned()
+        while true {
+            var n = 0
+            let rows = try await client.query("""
+                WITH gone AS (DELETE FROM events WHERE ctid IN (SELECT ctid FROM events WHERE received_at < \(cutoff.eventsBeforeMs)
+                    LIMIT \(Retention.batch)) RETURNING 1) SELECT count(*) FROM gone
+                """, logger: logger)
+            for try await c in rows.decode(Int64.self) { n = Int(c) }
+            pruned.events += n
+            if n < Retention.batch { break }
+        }
+        let changes = try await client.query("""
+            WITH gone AS (DELETE FROM list_changes WHERE created_ms < \(cutoff.changesBeforeMs)
+                AND revision < (SELECT MAX(revision) FROM list_changes) RETURNING 1) SELECT count(*) FROM gone
+            """, logger: logger)
+        for try await c in changes.decode(Int64.self) { pruned.changes = Int(c) }
+        let decisions = try await client.query("""
+            WITH gone AS (DELETE FROM decisions WHERE (expires != 0 AND expires < \(cutoff.decisionsEndedBefore))
+                OR (revoked AND created_ms < \(cutoff.decisionsEndedBefore * 1000)) RETURNING 1) SELECT count(*) FROM gone
+            """, logger: logger)
+        for try await c in decisions.decode(Int64.self) { pruned.decisions = Int(c) }
+        return pruned
+    }
+
+    func oldestChange() async throws -> Int64? {
+        var oldest: Int64? = nil
+        for try await v in try await client.query("SELECT MIN(revision) FROM list_changes", logger: logger).decode(Int64?.self) { oldest = v }
+        return oldest
+    }
 }

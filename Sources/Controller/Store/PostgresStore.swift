@@ -44,26 +44,51 @@ final class PostgresStore: ControllerStore {
         return .require(t)
     }
 
-    private func migrate(schema: String) async throws {
-        let quoted = "\"" + schema.replacingOccurrences(of: "\"", with: "") + "\""
-        try await client.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(quoted)"), logger: logger)
-        for sql in [
+    /// Schema versions, in order. Each runs once and is recorded in `schema_migrations`; a
+    /// database made by an older version (tables, no record) gets them again harmlessly, as
+    /// every statement is idempotent.
+    static let migrations: [(version: Int, statements: [String])] = [
+        (1, [
             """
             CREATE TABLE IF NOT EXISTS sensors (name text PRIMARY KEY, public_key bytea NOT NULL, enrolled_at bigint NOT NULL,
                 revoked boolean NOT NULL DEFAULT false, last_sequence bigint NOT NULL DEFAULT 0, last_seen bigint NOT NULL DEFAULT 0,
                 version text NOT NULL DEFAULT '', last_heartbeat bigint NOT NULL DEFAULT 0, status text NOT NULL DEFAULT '')
             """,
             "CREATE TABLE IF NOT EXISTS enrollments (token_hash bytea PRIMARY KEY, sensor text NOT NULL, expires bigint NOT NULL)",
-            // Whether a token may replace an existing sensor's key (and reinstate it).
-            "ALTER TABLE enrollments ADD COLUMN IF NOT EXISTS allow_replace boolean NOT NULL DEFAULT false",
             """
             CREATE TABLE IF NOT EXISTS events (id text PRIMARY KEY, sensor text NOT NULL, time_ns bigint NOT NULL, source text NOT NULL,
                 destination text NOT NULL, proto text NOT NULL, port bigint NOT NULL, type text NOT NULL, evidence text NOT NULL,
                 blocked boolean, received_at bigint NOT NULL)
             """,
             "CREATE INDEX IF NOT EXISTS events_received ON events (received_at)",
-        ] + Self.decisionSchema {
-            try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+        ]),
+        (2, decisionSchema),
+        // Whether a token may replace an existing sensor's key (and reinstate it).
+        (3, ["ALTER TABLE enrollments ADD COLUMN IF NOT EXISTS allow_replace boolean NOT NULL DEFAULT false"]),
+    ]
+
+    /// Every controller takes this advisory lock (database-wide, held to the end of the
+    /// migration transaction) first: two replicas starting at once on an empty database run
+    /// the migrations one after the other instead of racing on CREATE TABLE.
+    static let migrationLock: Int64 = 0x7073_6d69_6772_6174  // "psmigrat"
+
+    private func migrate(schema: String) async throws {
+        let quoted = "\"" + schema.replacingOccurrences(of: "\"", with: "") + "\""
+        try await client.withTransaction(logger: logger) { c in
+            try await c.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
+            try await c.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(quoted)"), logger: logger)
+            try await c.query("CREATE TABLE IF NOT EXISTS schema_migrations (version bigint PRIMARY KEY, applied_ms bigint NOT NULL)",
+                              logger: logger)
+            var applied: Set<Int64> = []
+            for try await version in try await c.query("SELECT version FROM schema_migrations", logger: logger).decode(Int64.self) {
+                applied.insert(version)
+            }
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            for m in Self.migrations where !applied.contains(Int64(m.version)) {
+                for sql in m.statements { try await c.query(PostgresQuery(unsafeSQL: sql), logger: logger) }
+                try await c.query("INSERT INTO schema_migrations (version, applied_ms) VALUES (\(Int64(m.version)), \(now))", logger: logger)
+                logger.info("PostgreSQL schema \(schema): migration \(m.version) applied")
+            }
         }
     }
 

@@ -136,4 +136,35 @@ extension SQLiteStore {
                            arguments: [revision, digest, atMs, sensor])
         }
     }
+
+    func prune(_ cutoff: Retention.Cutoffs) async throws -> Retention.Pruned {
+        var pruned = Retention.Pruned()
+        // In batches: each a short transaction, so ingest's group commits interleave.
+        while true {
+            let n = try await queue.write { db -> Int in
+                try db.execute(sql: "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE receivedAt < ? LIMIT ?)",
+                               arguments: [cutoff.eventsBeforeMs, Retention.batch])
+                return db.changesCount
+            }
+            pruned.events += n
+            if n < Retention.batch { break }
+        }
+        pruned.changes = try await queue.write { db -> Int in
+            try db.execute(sql: """
+                DELETE FROM list_changes WHERE createdMs < ? AND revision < (SELECT MAX(revision) FROM list_changes)
+                """, arguments: [cutoff.changesBeforeMs])
+            return db.changesCount
+        }
+        pruned.decisions = try await queue.write { db -> Int in
+            try db.execute(sql: """
+                DELETE FROM decisions WHERE (expires != 0 AND expires < ?) OR (revoked AND createdMs < ?)
+                """, arguments: [cutoff.decisionsEndedBefore, cutoff.decisionsEndedBefore * 1000])
+            return db.changesCount
+        }
+        return pruned
+    }
+
+    func oldestChange() async throws -> Int64? {
+        try await queue.read { db in try Int64.fetchOne(db, sql: "SELECT MIN(revision) FROM list_changes") }
+    }
 }

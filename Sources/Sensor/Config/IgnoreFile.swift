@@ -23,6 +23,10 @@ enum IgnoreFile {
             let content = (raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
                 .trimmingWhitespace()
             if content.isEmpty { continue }
+            if content.contains("%") {
+                throw ConfigError(file: file, line: lineNumber,
+                                  message: "'\(content)': a zone id (%interface) is not supported: an ignore entry applies on every interface")
+            }
             do { out.append(try IPPrefix(parsing: content)) } catch {
                 throw ConfigError(file: file, line: lineNumber, message: error.description)
             }

@@ -10,13 +10,19 @@ enum TextFile {
     }
 
     static func read(_ path: String, limit: Int) throws(Failure) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Non-blocking open: opening a FIFO for reading would otherwise wait for a writer forever.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else { throw Failure(description: "cannot open: \(errnoText())") }
         defer { close(fd) }
         var st = stat()
-        if fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
-            throw Failure(description: "is a directory, expected a file")
+        guard fstat(fd, &st) == 0 else { throw Failure(description: "cannot stat: \(errnoText())") }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw Failure(description: "is a directory, expected a file")
+        default: throw Failure(description: "is not a regular file (a FIFO, socket or device), expected a file")
         }
+        // Back to blocking reads for a regular file.
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
         while true {

@@ -31,6 +31,7 @@ enum ConfigLoader {
     private static func parse(_ path: String) throws(ConfigError) -> SensorConfig {
         try requireTrusted(path, "config file")
         let config = try ConfigParser.parse(file: path)
+        try PathRules.check(config, file: path)
         for (key, command) in [("KILL_ROUTE", config.killRoute), ("KILL_RUN_CMD", config.killRunCmd)] {
             // The program is the command's first word; a bare name is found on root's PATH.
             guard let program = command?.split(whereSeparator: \.isWhitespace).first, program.hasPrefix("/") else { continue }
