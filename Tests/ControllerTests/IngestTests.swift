@@ -102,7 +102,7 @@ import Testing
         let f = try await Fixture(backend)
         try await Application(router: f.api.router()).test(.router) { client in
             let key = try await f.enroll(client, "web-1")
-            let body = Array(#"{"uptime_seconds":5,"version":"3.0.0-test"}"#.utf8)
+            let body = Array(#"{"uptime_seconds":5,"version":"3.0.0-test","uplink":{"delivered_events":40,"quarantined_events":2,"dropped_events":1,"sealed_events":43,"spool_batches":0}}"#.utf8)
             func send(_ env: SignedEnvelope) async throws -> Int {
                 var h = Self.headers(env)
                 h[HTTPField.Name(ReportProtocol.sequenceHeader)!] = nil
@@ -119,6 +119,10 @@ import Testing
         }
         let sensor = try #require(try await f.store.sensor("web-1"))
         #expect(sensor.version == "3.0.0-test" && sensor.status.contains("uptime_seconds"))
+        // What became of the sensor's events, from its heartbeat, in /metrics.
+        let metrics = await f.fleet.statusMetrics(nowMillis: Self.now)
+        #expect(metrics.contains("portsentry_controller_sensor_uplink_events{sensor=\"web-1\",state=\"quarantined\"} 2"))
+        #expect(metrics.contains("portsentry_controller_sensor_uplink_events{sensor=\"web-1\",state=\"dropped\"} 1"))
     }
 
     @Test(arguments: backends) func signedBatchesAreStoredOnceAndEveryForgeryIsRefused(backend: String) async throws {

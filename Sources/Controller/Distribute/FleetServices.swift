@@ -89,6 +89,27 @@ struct FleetServices: Sendable {
             "# TYPE portsentry_controller_sensor_fleet_skipped gauge",
             "portsentry_controller_sensor_fleet_skipped \(c.fleetSkipped)",
         ]
+        return lines.joined(separator: "\n") + "\n" + (await sensorUplinkMetrics())
+    }
+
+    /// What each sensor's last heartbeat says became of its events: delivered, quarantined,
+    /// dropped, still spooled (the sensor's own counts since it started; refusals too).
+    private func sensorUplinkMetrics() async -> String {
+        guard let sensors = try? await lists.store.sensors() else { return "" }
+        var lines = [
+            "# HELP portsentry_controller_sensor_uplink_events Events by fate, as each sensor last reported (since it started).",
+            "# TYPE portsentry_controller_sensor_uplink_events gauge",
+        ]
+        for s in sensors.sorted(by: { $0.name < $1.name }) where !s.revoked {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(s.status.utf8)) as? [String: Any],
+                  let uplink = object["uplink"] as? [String: Any] else { continue }
+            let name = s.name.replacingOccurrences(of: "\"", with: "")
+            for (state, key) in [("sealed", "sealed_events"), ("delivered", "delivered_events"), ("quarantined", "quarantined_events"),
+                                 ("dropped", "dropped_events")] {
+                lines.append("portsentry_controller_sensor_uplink_events{sensor=\"\(name)\",state=\"\(state)\"} \((uplink[key] as? NSNumber)?.int64Value ?? 0)")
+            }
+            lines.append("portsentry_controller_sensor_uplink_spooled_batches{sensor=\"\(name)\"} \((uplink["spool_batches"] as? NSNumber)?.int64Value ?? 0)")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 
