@@ -11,12 +11,17 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+// `PORTSENTRY_FUZZ=1 swift build` (scripts/fuzz.sh) instruments the project's own modules for
+// libFuzzer and AddressSanitizer and adds the fuzz harness; dependencies stay as they are.
+let fuzzing = Context.environment["PORTSENTRY_FUZZ"] == "1"
+let instrumented: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
+
 let package = Package(
     name: "portsentry",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "portsentry", targets: ["Sensor"]),
-        .executable(name: "portsentry-controller", targets: ["Controller"]),
+        .executable(name: "portsentry", targets: ["SensorMain"]),
+        .executable(name: "portsentry-controller", targets: ["ControllerMain"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -37,9 +42,9 @@ let package = Package(
             name: "PortsentryShared",
             dependencies: ["COpenSSL"],
             path: "Sources/Shared",
-            swiftSettings: strict
+            swiftSettings: strict + instrumented
         ),
-        .executableTarget(
+        .target(
             name: "Sensor",
             dependencies: [
                 "PortsentryShared", "CPcap", "CLinux", "CNftables", "CCurl",
@@ -47,9 +52,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Sensor",
-            swiftSettings: strict
+            swiftSettings: strict + instrumented
         ),
-        .executableTarget(
+        .executableTarget(name: "SensorMain", dependencies: ["Sensor"], path: "Sources/SensorMain", swiftSettings: strict),
+        .target(
             name: "Controller",
             dependencies: [
                 "PortsentryShared",
@@ -62,8 +68,9 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Sources/Controller",
-            swiftSettings: strict
+            swiftSettings: strict + instrumented
         ),
+        .executableTarget(name: "ControllerMain", dependencies: ["Controller"], path: "Sources/ControllerMain", swiftSettings: strict),
         .testTarget(
             name: "SharedTests",
             dependencies: ["PortsentryShared"],
@@ -89,6 +96,14 @@ let package = Package(
             dependencies: ["PortsentryShared"],
             swiftSettings: strict
         ),
-    ],
+    ] + (fuzzing ? [
+        .executableTarget(
+            name: "portsentry-fuzz",
+            dependencies: ["Sensor", "Controller", "PortsentryShared"],
+            path: "Sources/Fuzz",
+            swiftSettings: strict + instrumented + [.unsafeFlags(["-parse-as-library"])],
+            linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]
+        ),
+    ] : []),
     swiftLanguageModes: [.v6]
 )

@@ -49,6 +49,10 @@ export PORTSENTRY_TEST_POSTGRES="127.0.0.1:5432:portsentry_test:portsentry_test:
 status=0
 swift test --skip-build -Xswiftc -warnings-as-errors || status=$?
 
+# Every decoder of outside input under libFuzzer and AddressSanitizer, seeded from the
+# fixtures: a short bounded run of each target (the long runs are in docs/fuzzing.md).
+FUZZ_SECONDS=${FUZZ_SECONDS:-15} scripts/fuzz.sh || status=1
+
 # A test that died could not clean up; say so loudly and clean up here.
 leftover=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^pste-" || true)
 if [ -n "$leftover" ]; then

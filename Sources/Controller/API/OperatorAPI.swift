@@ -121,8 +121,15 @@ extension ControllerAPI {
     }
 
     private func scopeRequest(_ request: Request) async throws -> (IPPrefix, Int64?, String?)? {
-        guard let bytes = try? await request.body.collect(upTo: Self.maxOperatorBytes),
-              let object = try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView)) as? [String: Any],
+        guard let bytes = try? await request.body.collect(upTo: Self.maxOperatorBytes) else { return nil }
+        return Self.decodeScopeRequest(Array(bytes.readableBytesView))
+    }
+
+    /// `{"scope": ADDRESS or PREFIX, "duration": seconds, "reason": text}` from an operator; nil
+    /// when anything is missing, malformed or out of bounds.
+    static func decodeScopeRequest(_ bytes: [UInt8]) -> (IPPrefix, Int64?, String?)? {
+        guard bytes.count <= maxOperatorBytes,
+              let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
               let text = object["scope"] as? String, let scope = try? IPPrefix(parsing: text) else { return nil }
         var seconds: Int64? = nil
         if let n = object["duration"] {
@@ -131,7 +138,7 @@ extension ControllerAPI {
                   let whole = Bounds.duration(number.int64Value) else { return nil }
             seconds = whole
         }
-        return (scope, seconds, object["reason"] as? String)
+        return (scope, seconds, (object["reason"] as? String).map { String($0.prefix(500)) })
     }
 
     private func sensorsJSON() async throws -> [String: Any] {

@@ -8,7 +8,11 @@ import PortsentryShared
 
 let controllerVersion = "3.0.0-dev"
 
-@main
+/// The `portsentry-controller` command line; the binary (Sources/ControllerMain) only calls this.
+public enum ControllerCommand {
+    public static func main() async { await PortsentryController.main() }
+}
+
 struct PortsentryController: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portsentry-controller",

@@ -7,7 +7,11 @@ import Glibc
 
 let sensorVersion = "3.0.0-dev"
 
-@main
+/// The `portsentry` command line; the binary (Sources/SensorMain) only calls this.
+public enum SensorCommand {
+    public static func main() { Portsentry.main() }
+}
+
 struct Portsentry: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portsentry",
