@@ -43,7 +43,7 @@ extension EndToEnd {
             """
 
         @Test func idleAndSlowConnectionsCannotTakeTheControllerOffline() throws {
-            try withLab(64) { lab in
+            try withLab(67) { lab in
                 let ctl = ControllerProcessTests.binary
                 let data = lab.file("controller")
                 try Lab.run([ctl, "init", "--data", data, "--name", "127.0.0.1"])

@@ -147,6 +147,18 @@ final class FleetLab: @unchecked Sendable {
         try lab.exec(attackerNS, args + [hostIP(i)], allowFailure: true)
     }
 
+    /// One SYN from the attacker to port 79 on hosts 0-4 (HORIZONTAL_HOSTS is 5); returns the
+    /// seconds from the fifth, deciding probe until the attacker is in every host's fleet set.
+    func thinSweepUntilBlocked() throws -> TimeInterval {
+        for i in 0..<4 { try probe(i) }
+        // The fifth in the background: hping3 lingers after its probe, and the clock runs from the probe.
+        let deciding = Date()
+        _ = try lab.spawn(attackerNS, ["timeout", "-k", "1", "5", "hping3", "-q", "-S", "-p", "79", "-c", "1", hostIP(4)],
+                          log: "deciding-probe.out")
+        try lab.waitFor("the attacker in every host's fleet set", within: 5) { everyHostBlocks(attackerIP) }
+        return Date().timeIntervalSince(deciding)
+    }
+
     func attackerReaches(_ i: Int) -> Bool {
         ((try? lab.exec(attackerNS, ["ping", "-c", "1", "-W", "1", hostIP(i)], allowFailure: true)) ?? "").contains(" 0% packet loss")
     }
@@ -170,14 +182,7 @@ extension EndToEnd {
             #expect(fleet.attackerReaches(0))
 
             // (a) A thin sweep: one tripwire probe per host, below every sensor's local trigger.
-            for i in 0..<4 { try fleet.probe(i) }
-            // The fifth host (HORIZONTAL_HOSTS is 5), sent in the background: hping3 lingers
-            // after its probe, and the clock runs from the probe.
-            let deciding = Date()
-            _ = try lab.spawn(fleet.attackerNS, ["timeout", "-k", "1", "5", "hping3", "-q", "-S", "-p", "79", "-c", "1", fleet.hostIP(4)],
-                              log: "deciding-probe.out")
-            try lab.waitFor("the attacker in every host's fleet set", within: 5) { fleet.everyHostBlocks(fleet.attackerIP) }
-            let elapsed = Date().timeIntervalSince(deciding)
+            let elapsed = try fleet.thinSweepUntilBlocked()
             #expect(elapsed < 1.0, "deciding probe to blocked on all \(FleetLab.sensorCount) hosts took \(elapsed) s")
             for i in 0..<FleetLab.sensorCount {
                 #expect(!lab.read("s\(i)/sensor.out").contains("attackalert: Host \(fleet.attackerIP)"), "no local trigger on host \(i)")

@@ -120,12 +120,8 @@ extension EndToEnd {
             #expect(session.isRunning && !lab.read("admin.count").contains("LOST"))
 
             // The attacker's real sweep from its own address: blocked everywhere within a second.
-            for i in 0..<4 { try fleet.probe(i) }
-            let deciding = Date()
-            _ = try lab.spawn(fleet.attackerNS, ["timeout", "-k", "1", "5", "hping3", "-q", "-S", "-p", "79", "-c", "1", fleet.hostIP(4)],
-                              log: "deciding-probe.out")
-            try lab.waitFor("the attacker in every host's fleet set", within: 5) { fleet.everyHostBlocks(fleet.attackerIP) }
-            let elapsed = Date().timeIntervalSince(deciding)
+            let elapsed = try fleet.thinSweepUntilBlocked()
+            print("FleetTrustTests: real sweep blocked on all \(FleetLab.sensorCount) hosts \(String(format: "%.3f", elapsed)) s after the deciding probe")
             #expect(elapsed < 1.0, "deciding probe to blocked on all hosts took \(elapsed) s")
             let decisions = try fleet.controllerCLI(["decisions", "list", "--json"])
             #expect(decisions.contains(fleet.attackerIP))

@@ -358,3 +358,34 @@ final class Child: @unchecked Sendable {
         while isRunning { usleep(10_000) }
     }
 }
+
+/// A real controller on the sensor namespace's loopback, for the uplink and trust tests.
+extension Lab {
+    /// A sensor config that reports to the controller: six tripwires, its state in the lab.
+    var uplinkConfig: String {
+        """
+        TCP_PORTS="1,7,9,11,79,111"
+        STATE_DIR="\(file("state"))"
+        CONTROL_SOCKET="\(file("run/control.sock"))"
+        LOG_PER_SOURCE="0"
+        """
+    }
+
+    /// `portsentry-controller serve` for `data` on 127.0.0.1:8443 in the sensor namespace,
+    /// once it listens.
+    func serveController(_ data: String, log: String) throws -> Child {
+        let c = try spawn(sensorNS, [EndToEnd.ControllerProcessTests.binary, "serve", "--data", data, "--listen", "127.0.0.1",
+                                     "--port", "8443"], log: log)
+        try waitFor("\(log) to listen", within: 30) {
+            if !c.isRunning { throw Failure(description: "controller exited:\n\(read(log))") }
+            return read(log).contains("listening on")
+        }
+        return c
+    }
+
+    /// The events `data`'s controller has stored, one JSON line each.
+    func storedEvents(_ data: String) -> [String] {
+        ((try? Lab.run([EndToEnd.ControllerProcessTests.binary, "events", "--data", data, "--json", "--limit", "100000"])) ?? "")
+            .split(separator: "\n").map(String.init)
+    }
+}

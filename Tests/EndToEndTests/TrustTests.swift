@@ -33,20 +33,11 @@ extension EndToEnd {
                              "-extfile", lab.file("san.ext")])
 
                 var servers: [String: Child] = [:]
-                func serve(_ data: String, _ log: String) throws {
-                    let c = try lab.spawn(lab.sensorNS, [ctl, "serve", "--data", data, "--listen", "127.0.0.1", "--port", "8443"], log: log)
-                    try lab.waitFor("\(log) to listen", within: 30) {
-                        if !c.isRunning { throw Lab.Failure(description: "controller exited:\n\(lab.read(log))") }
-                        return lab.read(log).contains("listening on")
-                    }
-                    servers[data] = c
-                }
+                func serve(_ data: String, _ log: String) throws { servers[data] = try lab.serveController(data, log: log) }
                 func halt(_ data: String) throws {
                     if let c = servers.removeValue(forKey: data) { #expect(try lab.stop(c) == 0) }
                 }
-                func stored(_ data: String) -> Int {
-                    ((try? Lab.run([ctl, "events", "--data", data, "--json", "--limit", "100000"])) ?? "").split(separator: "\n").count
-                }
+                func stored(_ data: String) -> Int { lab.storedEvents(data).count }
                 func enroll(_ token: String, caFile: String, config: String, extra: [String] = []) throws -> String {
                     try lab.exec(lab.sensorNS, ["/bin/sh", "-c", "\"$0\" \"$@\" 2>&1", Lab.sensorBinary, "enroll", "https://127.0.0.1:8443",
                                                 token, "--ca-file", caFile, "-c", config] + extra, allowFailure: true)
@@ -54,12 +45,7 @@ extension EndToEnd {
 
                 // Enrolled with the real controller: the pin it reported is stored.
                 try serve(real, "real1.out")
-                let config = """
-                    TCP_PORTS="1,7,9,11,79,111"
-                    STATE_DIR="\(lab.file("state"))"
-                    CONTROL_SOCKET="\(lab.file("run/control.sock"))"
-                    LOG_PER_SOURCE="0"
-                    """
+                let config = lab.uplinkConfig
                 try lab.write("portsentry.conf", config)
                 let token = try Lab.run([ctl, "sensors", "add", "web-1", "--data", real]).trimmingCharacters(in: .whitespacesAndNewlines)
                 let enrolled = try enroll(token, caFile: real + "/tls.crt", config: lab.file("portsentry.conf"))

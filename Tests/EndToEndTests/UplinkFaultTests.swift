@@ -10,25 +10,14 @@ import Testing
 extension EndToEnd {
     @Suite struct UplinkFaultTests {
         @Test func everyLoggedEventIsStoredSpooledOrCountedWhateverHappens() throws {
-            try withLab(63) { lab in
+            try withLab(66) { lab in
                 let ctl = ControllerProcessTests.binary
                 let data = lab.file("controller")
                 try Lab.run([ctl, "init", "--data", data, "--name", "127.0.0.1"])
                 let token = try Lab.run([ctl, "sensors", "add", "web-1", "--data", data]).trimmingCharacters(in: .whitespacesAndNewlines)
-                func serve(_ log: String) throws -> Child {
-                    let c = try lab.spawn(lab.sensorNS, [ctl, "serve", "--data", data, "--listen", "127.0.0.1", "--port", "8443"], log: log)
-                    try lab.waitFor("the controller", within: 30) { lab.read(log).contains("listening on") }
-                    return c
-                }
-                func stored() -> [String] {
-                    ((try? Lab.run([ctl, "events", "--data", data, "--json", "--limit", "100000"])) ?? "").split(separator: "\n").map(String.init)
-                }
-                let config = """
-                    TCP_PORTS="1,7,9,11,79,111"
-                    STATE_DIR="\(lab.file("state"))"
-                    CONTROL_SOCKET="\(lab.file("run/control.sock"))"
-                    LOG_PER_SOURCE="0"
-                    """
+                func serve(_ log: String) throws -> Child { try lab.serveController(data, log: log) }
+                func stored() -> [String] { lab.storedEvents(data) }
+                let config = lab.uplinkConfig
                 try lab.write("portsentry.conf", config)
                 var controller = try serve("ctl1.out")
                 try lab.exec(lab.sensorNS, [Lab.sensorBinary, "enroll", "https://127.0.0.1:8443", token, "--ca-file", data + "/tls.crt",

@@ -15,22 +15,11 @@ extension EndToEnd {
                 let data = lab.file("controller")
                 try Lab.run([ctl, "init", "--data", data, "--name", "127.0.0.1"])
                 let token = try Lab.run([ctl, "sensors", "add", "web-1", "--data", data]).trimmingCharacters(in: .whitespacesAndNewlines)
-                func serve(_ log: String) throws -> Child {
-                    let c = try lab.spawn(lab.sensorNS, [ctl, "serve", "--data", data, "--listen", "127.0.0.1", "--port", "8443"], log: log)
-                    try lab.waitFor("the controller", within: 30) { lab.read(log).contains("listening on") }
-                    return c
-                }
-                func stored() -> [String] {
-                    ((try? Lab.run([ctl, "events", "--data", data, "--json", "--limit", "100000"])) ?? "").split(separator: "\n").map(String.init)
-                }
+                func serve(_ log: String) throws -> Child { try lab.serveController(data, log: log) }
+                func stored() -> [String] { lab.storedEvents(data) }
                 var controller = try serve("ctl1.out")
 
-                let config = """
-                    TCP_PORTS="1,7,9,11,79,111"
-                    STATE_DIR="\(lab.file("state"))"
-                    CONTROL_SOCKET="\(lab.file("run/control.sock"))"
-                    LOG_PER_SOURCE="0"
-                    """
+                let config = lab.uplinkConfig
                 try lab.write("portsentry.conf", config)
                 let enrolled = try lab.exec(lab.sensorNS, [Lab.sensorBinary, "enroll", "https://127.0.0.1:8443", token,
                                                            "--ca-file", data + "/tls.crt", "-c", lab.file("portsentry.conf")])
