@@ -239,7 +239,7 @@ import Testing
             ("HISTORY_FILE=\"/proc/self/portsentry.history\"", "kernel file system"),
             ("HISTORY_FILE=\"\(dir)/link.log\"", "symbolic link"),
             ("JSON_LOG_FILE=\"\(dir)/fifo\"", "not a regular file"),
-            ("HISTORY_FILE=\"\(dir)/missing/h.log\"", "does not exist"),
+            ("HISTORY_FILE=\"\(dir)/afile/h.log\"", "is not a directory"),
             ("STATE_DIR=\"/proc/portsentry\"", "kernel file system"),
             ("STATE_DIR=\"\(dir)/afile\"", "not a directory"),
         ] {
@@ -247,7 +247,7 @@ import Testing
             #expect(throws: ConfigError.self, "\(extra)") { try PathRules.check(c, file: "t.conf") }
             do { try PathRules.check(c, file: "t.conf") } catch { #expect(error.description.contains(expected), "\(error)") }
         }
-        try PathRules.check(try config("HISTORY_FILE=\"\(dir)/real.log\"\nJSON_LOG_FILE=\"\(dir)/new.json\""), file: "t.conf")
+        try PathRules.check(try config("HISTORY_FILE=\"\(dir)/real.log\"\nJSON_LOG_FILE=\"\(dir)/new/sub/e.json\""), file: "t.conf")
     }
 
     @Test func aFifoIsRefusedInsteadOfHanging() throws {

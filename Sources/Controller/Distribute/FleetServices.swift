@@ -96,21 +96,25 @@ struct FleetServices: Sendable {
     /// dropped, still spooled (the sensor's own counts since it started; refusals too).
     private func sensorUplinkMetrics() async -> String {
         guard let sensors = try? await lists.store.sensors() else { return "" }
-        var lines = [
-            "# HELP portsentry_controller_sensor_uplink_events Events by fate, as each sensor last reported (since it started).",
-            "# TYPE portsentry_controller_sensor_uplink_events gauge",
-        ]
+        // Prometheus wants each family's samples together: one list per family.
+        var events = ["# HELP portsentry_controller_sensor_uplink_events Events by fate, as each sensor last reported (since it started).",
+                      "# TYPE portsentry_controller_sensor_uplink_events gauge"]
+        var spooled = ["# HELP portsentry_controller_sensor_uplink_spooled_batches Batches waiting in each sensor's spool.",
+                       "# TYPE portsentry_controller_sensor_uplink_spooled_batches gauge"]
+        var stale = ["# HELP portsentry_controller_sensor_blocklist_stale 1 when a sensor heard no fresh signed block-list answer within its FLEET_STALE_AFTER.",
+                     "# TYPE portsentry_controller_sensor_blocklist_stale gauge"]
         for s in sensors.sorted(by: { $0.name < $1.name }) where !s.revoked {
             guard let object = try? JSONSerialization.jsonObject(with: Data(s.status.utf8)) as? [String: Any],
                   let uplink = object["uplink"] as? [String: Any] else { continue }
             let name = s.name.replacingOccurrences(of: "\"", with: "")
             for (state, key) in [("sealed", "sealed_events"), ("delivered", "delivered_events"), ("quarantined", "quarantined_events"),
                                  ("dropped", "dropped_events")] {
-                lines.append("portsentry_controller_sensor_uplink_events{sensor=\"\(name)\",state=\"\(state)\"} \((uplink[key] as? NSNumber)?.int64Value ?? 0)")
+                events.append("portsentry_controller_sensor_uplink_events{sensor=\"\(name)\",state=\"\(state)\"} \((uplink[key] as? NSNumber)?.int64Value ?? 0)")
             }
-            lines.append("portsentry_controller_sensor_uplink_spooled_batches{sensor=\"\(name)\"} \((uplink["spool_batches"] as? NSNumber)?.int64Value ?? 0)")
+            spooled.append("portsentry_controller_sensor_uplink_spooled_batches{sensor=\"\(name)\"} \((uplink["spool_batches"] as? NSNumber)?.int64Value ?? 0)")
+            stale.append("portsentry_controller_sensor_blocklist_stale{sensor=\"\(name)\"} \((object["blocklist_stale"] as? Bool) == true ? 1 : 0)")
         }
-        return lines.joined(separator: "\n") + "\n"
+        return (events + spooled + stale).joined(separator: "\n") + "\n"
     }
 
     /// Follows revisions made elsewhere (the CLI, other controller replicas on the same

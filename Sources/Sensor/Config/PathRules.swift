@@ -7,7 +7,7 @@ import Glibc
 /// - Nothing under /proc, /sys or /dev: kernel interfaces, never a log or a state file.
 /// - A file the sensor appends to as root (HISTORY_FILE, BLOCKED_FILE, JSON_LOG_FILE,
 ///   HOSTS_DENY_FILE when KILL_HOSTS_DENY is set) is a regular file if it exists, never a symlink (whoever can write the
-///   directory could point it at /etc/shadow), and its directory exists.
+///   directory could point it at /etc/shadow), and its directory is one (or can be created).
 /// - STATE_DIR is a directory if it exists (it is created otherwise).
 enum PathRules {
     static let kernelTrees = ["/proc", "/sys", "/dev"]
@@ -33,9 +33,11 @@ enum PathRules {
                 default: throw fail(key, path, "exists and is not a regular file")
                 }
             }
-            let directory = parent(of: path)
-            guard stat(directory, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
-                throw fail(key, path, "its directory \(directory) does not exist")
+            // Missing directories are created at start; the nearest existing one must be a directory.
+            var directory = parent(of: path)
+            while stat(directory, &st) != 0, directory != "/" { directory = parent(of: directory) }
+            guard (st.st_mode & S_IFMT) == S_IFDIR else {
+                throw fail(key, path, "\(directory) is not a directory")
             }
         }
         let state = config.stateDir
