@@ -66,3 +66,30 @@ import Testing
         #expect(c.observe([e], now: .max / 2).isEmpty)
     }
 }
+
+/// A database that exists but is empty or someone else's is refused, never silently made fresh
+/// (which would forget every sensor, whose batches would then be refused as unknown).
+@Suite struct DatabaseFileTests {
+    @Test func anEmptyOrForeignDatabaseIsRefused() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pst-db-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(FileManager.default.createFile(atPath: dir + "/empty.db", contents: Data()))
+        #expect(throws: SQLiteStore.NotOurs.self) { try SQLiteStore(path: dir + "/empty.db", create: false) }
+        #expect(throws: SQLiteStore.NotOurs.self) { try SQLiteStore(path: dir + "/missing.db", create: false) }
+        // A SQLite file of another application.
+        let foreign = try SQLiteStore(path: dir + "/ours.db")
+        _ = foreign
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        python.arguments = ["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('CREATE TABLE notes (t TEXT)'); c.commit()",
+                            dir + "/foreign.db"]
+        try python.run()
+        python.waitUntilExit()
+        #expect(python.terminationStatus == 0)
+        #expect(throws: SQLiteStore.NotOurs.self) { try SQLiteStore(path: dir + "/foreign.db", create: false) }
+        // The controller's own database opens.
+        _ = try SQLiteStore(path: dir + "/ours.db", create: false)
+        #expect(FileManager.default.fileExists(atPath: dir + "/ours.db"))
+    }
+}
