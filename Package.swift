@@ -13,8 +13,13 @@ let strict: [SwiftSetting] = [
 
 // `PORTSENTRY_FUZZ=1 swift build` (scripts/fuzz.sh) instruments the project's own modules for
 // libFuzzer and AddressSanitizer and adds the fuzz harness; dependencies stay as they are.
+// `PORTSENTRY_ASAN=1 swift test` runs the tests with the project's modules under
+// AddressSanitizer (scripts/test.sh does it for the parser and detector tests).
 let fuzzing = Context.environment["PORTSENTRY_FUZZ"] == "1"
-let instrumented: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
+let asan = Context.environment["PORTSENTRY_ASAN"] == "1"
+let instrumented: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])]
+    : asan ? [.unsafeFlags(["-sanitize=address"])] : []
+let asanLink: [LinkerSetting] = asan ? [.unsafeFlags(["-sanitize=address"])] : []
 
 let package = Package(
     name: "portsentry",
@@ -54,7 +59,8 @@ let package = Package(
             path: "Sources/Sensor",
             swiftSettings: strict + instrumented
         ),
-        .executableTarget(name: "SensorMain", dependencies: ["Sensor"], path: "Sources/SensorMain", swiftSettings: strict),
+        .executableTarget(name: "SensorMain", dependencies: ["Sensor"], path: "Sources/SensorMain", swiftSettings: strict,
+                          linkerSettings: asanLink),
         .target(
             name: "Controller",
             dependencies: [
@@ -70,17 +76,20 @@ let package = Package(
             path: "Sources/Controller",
             swiftSettings: strict + instrumented
         ),
-        .executableTarget(name: "ControllerMain", dependencies: ["Controller"], path: "Sources/ControllerMain", swiftSettings: strict),
+        .executableTarget(name: "ControllerMain", dependencies: ["Controller"], path: "Sources/ControllerMain", swiftSettings: strict,
+                          linkerSettings: asanLink),
         .testTarget(
             name: "SharedTests",
             dependencies: ["PortsentryShared"],
-            swiftSettings: strict
+            swiftSettings: strict,
+            linkerSettings: asanLink
         ),
         .testTarget(
             name: "SensorTests",
             dependencies: ["Sensor", "PortsentryShared"],
             exclude: ["Fixtures"],
-            swiftSettings: strict
+            swiftSettings: strict + instrumented,
+            linkerSettings: asanLink
         ),
         .testTarget(
             name: "ControllerTests",
@@ -89,12 +98,14 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict,
+            linkerSettings: asanLink
         ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["PortsentryShared"],
-            swiftSettings: strict
+            swiftSettings: strict,
+            linkerSettings: asanLink
         ),
     ] + (fuzzing ? [
         .executableTarget(

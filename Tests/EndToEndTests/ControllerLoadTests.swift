@@ -67,5 +67,23 @@ extension EndToEnd {
                 #expect(try lab.stop(controller) == 0)
             }
         }
+
+        /// A database that does not answer stops start-up within POSTGRES_CONNECT_TIMEOUT, with
+        /// the client's own error, instead of retrying forever at info level.
+        @Test func anUnreachableDatabaseIsAClearErrorWithinTheDeadline() throws {
+            try withLab(68) { lab in
+                let ctl = ControllerProcessTests.binary
+                let data = lab.file("controller")
+                try Lab.run([ctl, "init", "--data", data, "--name", "127.0.0.1"])
+                try "POSTGRES_HOST = 127.0.0.1\nPOSTGRES_PORT = 1\nPOSTGRES_CONNECT_TIMEOUT = 2\n"
+                    .write(toFile: data + "/controller.conf", atomically: true, encoding: .utf8)
+                let started = Date()
+                let out = try lab.exec(lab.sensorNS, ["/bin/sh", "-c", "\"$0\" serve --data \"$1\" 2>&1; echo \"exit=$?\"", ctl, data],
+                                       allowFailure: true, timeout: 30)
+                #expect(Date().timeIntervalSince(started) < 15)
+                #expect(out.contains("did not answer within 2 s") && out.contains("Connection refused") && out.contains("exit=1"), "\(out)")
+                #expect(out.contains("warning"), "the client's retries are warnings")
+            }
+        }
     }
 }

@@ -80,18 +80,19 @@ struct DataOptions: ParsableArguments {
             let settings = PostgresStore.Settings(host: host, port: c.postgresPort, user: c.postgresUser, password: password,
                                                   database: c.postgresDatabase, tls: c.postgresTLS, caFile: c.postgresCAFile)
             let deadline = c.postgresConnectTimeout
+            let databaseLog = DatabaseLog(base: Logger(label: "portsentry-controller"))
             do {
                 // The client retries a refused connection forever; a controller that cannot reach
                 // its database within the deadline says so and exits instead of hanging.
                 return try await withThrowingTaskGroup(of: (any ControllerStore)?.self) { group in
-                    group.addTask { try await PostgresStore(settings, logger: Logger(label: "portsentry-controller")) }
+                    group.addTask { try await PostgresStore(settings, logger: databaseLog.logger) }
                     group.addTask {
                         try await Task.sleep(for: .seconds(deadline))
                         return nil
                     }
                     defer { group.cancelAll() }
                     guard let first = try await group.next(), let store = first else {
-                        throw Failure("PostgreSQL at \(host):\(c.postgresPort)/\(c.postgresDatabase) did not answer within \(deadline) s (POSTGRES_CONNECT_TIMEOUT): check that it runs and that this host may connect")
+                        throw Failure("PostgreSQL at \(host):\(c.postgresPort)/\(c.postgresDatabase) did not answer within \(deadline) s (POSTGRES_CONNECT_TIMEOUT); last error: \(databaseLog.lastError ?? "none reported"). Check that it runs and that this host may connect")
                     }
                     return store
                 }
