@@ -661,7 +661,7 @@ final class SensorDaemon {
     private func logCounters() {
         if let u = uplink?.counters {
             let backlog = uplink?.spoolBacklog.batches ?? 0
-            logger.info("Uplink: \(u.sealedEvents) events sealed in \(u.sealedBatches) batches; \(u.deliveredEvents) delivered, \(u.quarantinedEvents) quarantined, \(u.droppedEvents) dropped (spool full or unwritable); \(backlog) batches wait in the spool")
+            logger.notice("Uplink: \(u.sealedEvents) events sealed in \(u.sealedBatches) batches; \(u.deliveredEvents) delivered, \(u.quarantinedEvents) quarantined, \(u.droppedEvents) dropped (spool full or unwritable); \(backlog) batches wait in the spool")
         }
         let c = detector.counters
         logger.info("""

@@ -75,6 +75,8 @@ final class Uplink: @unchecked Sendable {
     private var counts = Counters()
     private var heartbeatBody: [UInt8]? = nil
     private var heartbeatUrgent = false
+    /// The sequence file could not be written (said once until it can again).
+    private var sequenceSaveFailed = false
     private var heartbeatSent: Date? = nil
     private var lastHeartbeatMillis: Int64 = 0
 
@@ -171,11 +173,20 @@ final class Uplink: @unchecked Sendable {
             // The batch first, then the sequence: a crash between the two leaves a spooled
             // batch whose number the next start reads from the spool, never a reused number.
             try AtomicFile.write(Self.spoolFile(events: count, body: body), to: spoolDir + "/" + Self.name(sequence))
-            try AtomicFile.write(Data("\(sequence)".utf8), to: sequencePath)
         } catch {
             logger.error("Cannot spool a batch of \(count) events for the controller: \(error); they are counted as dropped")
             counts.droppedBatches += 1
             counts.droppedEvents += count
+            return
+        }
+        // The batch is spooled. If its number cannot be saved (a full disk), the next start
+        // still reads it from the spool's file names: log, but nothing is lost.
+        do {
+            try AtomicFile.write(Data("\(sequence)".utf8), to: sequencePath)
+            sequenceSaveFailed = false
+        } catch {
+            if !sequenceSaveFailed { logger.warning("Cannot save \(sequencePath) (\(error)); the spool's file names keep the numbering") }
+            sequenceSaveFailed = true
         }
     }
 
