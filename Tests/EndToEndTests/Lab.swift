@@ -234,6 +234,11 @@ final class Lab: @unchecked Sendable {
     /// Starts `portsentry` in the sensor namespace and waits until it is listening.
     func startSensor(config: String, arguments: [String] = [], log: String = "sensor.out",
                      allInterfaces: Bool = false) throws -> Child {
+        // Nothing outside the lab: a config that names no state or control socket gets the lab's
+        // (the defaults are /var/lib/portsentry and /run/portsentry on the machine itself).
+        var config = config
+        if !config.contains("STATE_DIR=") { config += "\nSTATE_DIR=\"\(file("state"))\"" }
+        if !config.contains("CONTROL_SOCKET=") { config += "\nCONTROL_SOCKET=\"\(file("run/control.sock"))\"" }
         try write("portsentry.conf", config)
         let interfaces = allInterfaces ? [] : ["-i", sensorInterface]
         let p = try spawn(sensorNS, [Self.sensorBinary, "-c", file("portsentry.conf")] + interfaces + arguments, log: log)
