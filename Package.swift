@@ -110,7 +110,7 @@ let package = Package(
     ] + (fuzzing ? [
         .executableTarget(
             name: "portsentry-fuzz",
-            dependencies: ["Sensor", "Controller", "PortsentryShared"],
+            dependencies: ["Sensor", "Controller", "PortsentryShared", .product(name: "Logging", package: "swift-log")],
             path: "Sources/Fuzz",
             swiftSettings: strict + instrumented + [.unsafeFlags(["-parse-as-library"])],
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]

@@ -12,6 +12,7 @@
 //   operator           an operator API request body, and a heartbeat's protection report
 // A crash, a trap (overflow, bad index) or an ASan report is a finding.
 import Foundation
+import Logging
 @testable import Controller
 @testable import Sensor
 import PortsentryShared
@@ -100,6 +101,9 @@ func runDriver(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer
 /// SwiftPM links an executable's entry point under this name; libFuzzer's driver takes over.
 @_cdecl("portsentry_fuzz_main")
 public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    // Parsers log what they notice (a repeated key, a relative path): the fuzzer wants the
+    // decisions, not millions of lines on stdout.
+    LoggingSystem.bootstrap { _ in SwiftLogNoOpLogHandler() }
     // Globals first: one-time allocations made during an input would look like leaks to LeakSanitizer.
     _ = (target, sensorKey, controllerKey, sensorPublicKey, detector, clock)
     var count = argc

@@ -12,17 +12,11 @@ import Testing
         do { _ = try parse(text); return nil } catch { return error }
     }
 
+    static let configs = String(#filePath.dropLast("ConfigTests.swift".count)) + "Fixtures/configs/"
+
     /// Portsentry 2.x's example file (examples/portsentry.conf), uncommented keys.
     @Test func readsPortsentry2Example() throws {
-        let c = try parse("""
-            # PortSentry Configuration
-            TCP_PORTS="1,7,9,11,13,15,17,19,20,21,70,79,111,113,119,389,512-515,540,543-544,873,989,990,992,1080"
-            UDP_PORTS="7,9,13,19,111,389,513,517-518"
-            IGNORE_FILE="/etc/portsentry/portsentry.ignore"
-            HISTORY_FILE="/var/log/portsentry.log"
-            BLOCKED_FILE="/tmp/portsentry.blocked"
-            #KILL_ROUTE="/sbin/iptables -I INPUT -s $TARGET$ -j DROP"
-            """)
+        let c = try ConfigParser.parse(file: Self.configs + "portsentry-2.x-example.conf")
         #expect(c.tcpPorts.count == 28)
         #expect(c.tcpPorts.contains(514) && !c.tcpPorts.contains(516))
         #expect(c.udpPorts.description == "7,9,13,19,111,389,513,517-518")
@@ -33,23 +27,7 @@ import Testing
 
     /// Debian bookworm's 1.2 file: its keys, its `KEY="value"` syntax; 1.2 history by default.
     @Test func readsDebian12Config() throws {
-        let c = try parse("""
-            TCP_PORTS="1,11,15,79,111,119,143,540,635,1080,1524,2000,5742,6667,12345,12346,20034,27665,31337,32771,32772,32773,32774,40421,49724,54320"
-            UDP_PORTS="1,7,9,69,161,162,513,635,640,641,700,37444,34555,31335,32770,32771,32772,32773,32774,31337,54321"
-            ADVANCED_PORTS_TCP="1024"
-            ADVANCED_PORTS_UDP="1024"
-            ADVANCED_EXCLUDE_TCP="113,139"
-            ADVANCED_EXCLUDE_UDP="520,138,137,67"
-            IGNORE_FILE="/etc/portsentry/portsentry.ignore"
-            HISTORY_FILE="/var/lib/portsentry/portsentry.history"
-            BLOCKED_FILE="/var/lib/portsentry/portsentry.blocked"
-            RESOLVE_HOST = "0"
-            BLOCK_UDP="0"
-            BLOCK_TCP="0"
-            KILL_ROUTE="/sbin/route add -host $TARGET$ reject"
-            KILL_HOSTS_DENY="ALL: $TARGET$ : DENY"
-            SCAN_TRIGGER="0"
-            """)
+        let c = try ConfigParser.parse(file: Self.configs + "debian-1.2.conf")
         #expect(c.looksLike12)
         #expect(c.historyFormat == .portsentry12)
         #expect(c.advancedExcludeUDP.description == "67,137-138,520")
@@ -66,6 +44,28 @@ import Testing
         #expect(c.tcpPorts.description == "1-3")
         #expect(c.blockedFile == nil)
         #expect(c.scanTrigger == 2)
+    }
+
+    /// Portsentry's own tests write `HISTORY_FILE="./portsentry.history"`: relative paths are
+    /// taken from the directory portsentry was started in, and stored absolute.
+    @Test func relativePathsResolveAgainstTheStartDirectory() throws {
+        let c = try parse("""
+            HISTORY_FILE="./portsentry.history"
+            BLOCKED_FILE="state/portsentry.blocked"
+            IGNORE_FILE="././portsentry.ignore"
+            """)
+        let base = StartDirectory.path == "/" ? "" : StartDirectory.path
+        #expect(c.historyFile == base + "/portsentry.history")
+        #expect(c.blockedFile == base + "/state/portsentry.blocked")
+        #expect(c.ignoreFile == base + "/portsentry.ignore")
+        #expect(StartDirectory.resolve("/abs/x") == "/abs/x")
+    }
+
+    /// A bare single word means what it says; a comment after it is a comment.
+    @Test func bareSingleWordValuesAreAccepted() throws {
+        let c = try parse("BLOCK_TCP=1 # block\nKILL_HOSTS_DENY=\"ALL: $TARGET$\"\nSCAN_TRIGGER=3\n")
+        #expect(c.blockTCP == .block)
+        #expect(c.scanTrigger == 3)
     }
 
     @Test func ourKeys() throws {
@@ -97,7 +97,8 @@ import Testing
             ("SCAN_TRIGGER=\"-1\"", 1, "expected a whole number"),
             ("BLOCK_TCP=\"3\"", 1, "expected \"0\" (log only)"),
             ("RESOLVE_HOST=\"yes\"", 1, "expected \"0\" or \"1\""),
-            ("HISTORY_FILE=\"relative/path\"", 1, "absolute path"),
+            ("KILL_ROUTE=/sbin/route add -host $TARGET$ reject", 1, "must be in double quotes"),
+            ("PORT_BANNER=a#b", 1, "must be in double quotes"),
             ("KILL_ROUTE=\"/sbin/iptables -I INPUT -j DROP\"", 1, "must contain $TARGET$"),
             ("FIREWALL=\"none\"\nBLOCK_TCP=\"1\"", 2, "needs a firewall (FIREWALL), KILL_ROUTE or KILL_HOSTS_DENY"),
             ("FIREWALL=\"ipfw\"", 1, "expected auto, nftables, iptables or none"),

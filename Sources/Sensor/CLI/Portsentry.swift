@@ -122,6 +122,7 @@ struct Run: ParsableCommand {
         if legacyTCP || legacySTCP || legacyATCP || legacyUDP || legacySUDP || legacyAUDP {
             o.watchTCP = legacyTCP || legacySTCP || legacyATCP
             o.watchUDP = legacyUDP || legacySUDP || legacyAUDP
+            o.legacy12 = true
         }
         switch interfaces.first {
         case nil, "ALL_NLO": o.interfaces.base = .allButLoopback

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Reads `portsentry.conf` in the syntax of Portsentry 2.x (`KEY="value"`) and 1.2
 /// (`KEY="value"` or `KEY "value"`). Every problem is fatal and names file, line and what
 /// was expected; unknown keys are errors (a typo must not silently disable detection).
@@ -37,6 +41,12 @@ enum ConfigParser {
             }
             seen[key] = lineNumber
             do { try apply(&config, value) } catch { throw fail("\(key): \(error.description)") }
+            if pathKeys.contains(key), !value.isEmpty, !value.hasPrefix("/") {
+                Diagnostics.logger.notice("""
+                    \(file):\(lineNumber): \(key) "\(value)" is relative: using \(StartDirectory.resolve(value)) \
+                    (the directory portsentry was started in)
+                    """)
+            }
             if legacyKeys.contains(key) { config.looksLike12 = true }
         }
         if seen["HISTORY_FORMAT"] == nil, config.looksLike12 { config.historyFormat = .portsentry12 }
@@ -66,12 +76,26 @@ enum ConfigParser {
             }
             return (key, value)
         }
-        // Unquoted values are accepted up to an inline comment.
-        let value = rest.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        return (key, value.trimmingWhitespace())
+        // Portsentry refuses unquoted values. A single word (`BLOCK_TCP=1`) can only mean
+        // one thing and is accepted; anything with spaces, quotes or `#` inside could be
+        // cut in the wrong place, so it must be quoted.
+        var bare = Substring(rest)
+        if let comment = bare.firstRange(of: " #") ?? bare.firstRange(of: "\t#") { bare = bare[..<comment.lowerBound] }
+        if bare.hasPrefix("#") { bare = "" }
+        let value = bare.trimmingWhitespace()
+        if value.contains(where: { $0 == " " || $0 == "\t" || $0 == "\"" || $0 == "#" }) {
+            throw fail("\(key): a value with spaces, quotes or '#' must be in double quotes: \(key)=\"\(value.prefix(60))\"")
+        }
+        return (key, value)
     }
 
     private typealias Apply = @Sendable (inout SensorConfig, String) throws(ConfigProblem) -> Void
+
+    /// Keys whose value is a file or directory (relative ones are resolved by `path`).
+    private static let pathKeys: Set<String> = [
+        "IGNORE_FILE", "HISTORY_FILE", "BLOCKED_FILE", "JSON_LOG_FILE", "STATE_DIR", "CONTROL_SOCKET",
+        "ALERT_SMTP_PASSWORD_FILE", "ALERT_CA_FILE", "HOSTS_DENY_FILE",
+    ]
 
     /// Keys only Portsentry 1.2 reads.
     private static let legacyKeys: Set<String> = [
@@ -219,12 +243,14 @@ enum ConfigParser {
         return s
     }
 
-    /// Empty means unset (2.0.7 rejects `BLOCKED_FILE=""` although its docs allow it).
+    /// Empty means unset (2.0.7 rejects `BLOCKED_FILE=""` although its docs allow it). A
+    /// relative path is resolved against the directory portsentry was started in, as
+    /// Portsentry does; the result is absolute, so nothing depends on a later chdir.
     private static func path(_ v: String) throws(ConfigProblem) -> String? {
         if v.isEmpty { return nil }
-        guard v.hasPrefix("/") else { throw ConfigProblem("expected an absolute path, got '\(v)'") }
         guard !v.contains("\0") else { throw ConfigProblem("path contains a NUL byte") }
-        return v
+        guard v.utf8.count <= Int(PATH_MAX) else { throw ConfigProblem("path longer than \(PATH_MAX) bytes") }
+        return StartDirectory.resolve(v)
     }
 
     /// An e-mail address that cannot smuggle a header into the message.

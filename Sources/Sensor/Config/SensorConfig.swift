@@ -63,17 +63,23 @@ struct SensorConfig: Sendable, Equatable {
     var hostsDenyFile = "/etc/hosts.deny"
 
     enum FirewallChoice: String, Sendable, Equatable {
-        /// nftables, unless KILL_ROUTE says how to block (then only KILL_ROUTE).
+        /// nftables, unless the file says how to block the Portsentry way (KILL_ROUTE or
+        /// KILL_HOSTS_DENY): a Portsentry configuration gets Portsentry's behaviour.
         case auto, nftables, iptables, none
     }
 
-    /// The native backend in force for BLOCK_*="1", if any.
+    /// The native backend in force for BLOCK_*="1", if any. KILL_RUN_CMD alone does not
+    /// count as a way to block (Portsentry refuses BLOCK_*="1" with only KILL_RUN_CMD); it
+    /// runs alongside the native block.
     var nativeFirewall: FirewallChoice {
         switch firewall {
-        case .auto: return killRoute == nil ? .nftables : .none
+        case .auto: return killRoute == nil && killHostsDeny == nil ? .nftables : .none
         default: return firewall
         }
     }
+
+    /// True when BLOCK_*="1" runs Portsentry's own actions (KILL_HOSTS_DENY, KILL_ROUTE, KILL_RUN_CMD).
+    var hasKillActions: Bool { killRoute != nil || killHostsDeny != nil || killRunCmd != nil }
 
     /// True when the file used keys only Portsentry 1.2 knows (its history format is then the default).
     var looksLike12 = false

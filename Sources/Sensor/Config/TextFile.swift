@@ -10,6 +10,15 @@ enum TextFile {
     }
 
     static func read(_ path: String, limit: Int) throws(Failure) -> String {
+        let bytes = try readBytes(path, limit: limit)
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw Failure(description: "is not UTF-8 text")
+        }
+        return text
+    }
+
+    /// The whole file, refused if it is not a regular file or is larger than `limit`.
+    static func readBytes(_ path: String, limit: Int) throws(Failure) -> [UInt8] {
         // Non-blocking open: opening a FIFO for reading would otherwise wait for a writer forever.
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else { throw Failure(description: "cannot open: \(errnoText())") }
@@ -35,10 +44,7 @@ enum TextFile {
             bytes.append(contentsOf: chunk[0..<n])
             if bytes.count > limit { throw Failure(description: "larger than the \(limit >> 10) KiB limit") }
         }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw Failure(description: "is not UTF-8 text")
-        }
-        return text
+        return bytes
     }
 }
 

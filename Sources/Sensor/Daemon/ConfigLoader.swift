@@ -10,10 +10,11 @@ enum ConfigLoader {
         case builtIn
     }
 
-    /// An explicit path must exist; without one, /etc/portsentry/portsentry.conf is used
+    /// An explicit path must exist (a relative one is taken from the directory portsentry
+    /// was started in, and kept absolute for SIGHUP); without one, /etc/portsentry/portsentry.conf is used
     /// if present, else the built-in default.
     static func resolve(explicit: String?) -> Source {
-        if let explicit { return .file(explicit) }
+        if let explicit { return .file(StartDirectory.resolve(explicit)) }
         return access(DefaultConfig.path, F_OK) == 0 ? .file(DefaultConfig.path) : .builtIn
     }
 

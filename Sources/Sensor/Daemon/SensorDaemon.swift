@@ -75,7 +75,7 @@ final class SensorDaemon {
         if let range = LocalSockets.ephemeralRange() { host.ephemeralPorts = range }
         let settings = SettingsBuilder.detection(config, options)
         detector = Detector(settings: settings, host: host, ignore: ignore)
-        reporter = EventReporter(config: config, consoleFormat: options.consoleFormat)
+        reporter = EventReporter(config: config, consoleFormat: options.consoleFormat, legacy12: options.legacy12)
         statePath = config.stateDir + "/blocks.json"
         let firewall: (any FirewallBackend)?
         let blocks: BlockTable
@@ -85,7 +85,21 @@ final class SensorDaemon {
         } catch {
             throw TextFile.Failure(description: "\(error)")
         }
-        responder = Responder(config: config, firewall: firewall, blocks: blocks)
+        let blockedFormat: BlockedHosts.Format
+        switch (config.historyFormat, options.mode) {
+        case (.portsentry2, _): blockedFormat = .binary
+        case (.portsentry12, .connect): blockedFormat = .text12(tcp: "tcp", udp: "udp")
+        case (.portsentry12, .stealth): blockedFormat = .text12(tcp: "stcp", udp: "sudp")
+        case (.portsentry12, .advanced): blockedFormat = .text12(tcp: "atcp", udp: "audp")
+        }
+        let commandBlocks = try config.blockedFile.map { path throws(TextFile.Failure) in
+            try BlockedHosts(file: path, format: blockedFormat)
+        }
+        responder = Responder(config: config, firewall: firewall, blocks: blocks, commandBlocks: commandBlocks)
+        responder.legacy12 = options.legacy12
+        if let commandBlocks, commandBlocks.count > 0 {
+            logger.notice("\(commandBlocks.count) hosts already blocked by KILL_* actions (BLOCKED_FILE \(commandBlocks.path ?? ""))")
+        }
         signals = try SignalInbox()
         startAlerts(config.alerts)
         do {
@@ -174,14 +188,10 @@ final class SensorDaemon {
                     else if let connect = connectSockets, connect.owns(pfd.fd) {
                         connect.accept(fd: pfd.fd) { from, to, proto, port in
                             let now = Clock.monotonic()
-                            if var d = detector.connection(from: from, to: to, proto: proto, port: port,
-                                                           now: now, wallTime: Clock.wall()) {
-                                responder.respond(to: &d.event, now: Clock.wallSeconds())
-                                if reporter.report(d, now: now), d.event.ignored != .yes { uplink?.add(d.event, now: now) }
-                                if d.event.isActionable { alerts?.note(d.event, now: now) }
-                                return d.event.isActionable
-                            }
-                            return false
+                            let wall = Clock.wall()
+                            guard let d = detector.connection(from: from, to: to, proto: proto, port: port,
+                                                              now: now, wallTime: wall) else { return false }
+                            return handleEvent(d, now: now, wallSeconds: wall / nanosPerSecond)
                         }
                     }
                 }
@@ -264,14 +274,30 @@ final class SensorDaemon {
             read += 1
             guard case .packet(let packet) = PacketParser.parse(frame, linkType: link) else { continue }
             let wall = Int64(seconds) * nanosPerSecond + Int64(sub * scale)
-            if var d = detector.process(packet, now: now, wallTime: wall) {
-                responder.respond(to: &d.event, now: wall / nanosPerSecond)
-                // What is written to the log goes to the controller too (never ignored hosts).
-                if reporter.report(d, now: now), d.event.ignored != .yes { uplink?.add(d.event, now: now) }
-                if d.event.isActionable { alerts?.note(d.event, now: now) }
+            if let d = detector.process(packet, now: now, wallTime: wall) {
+                handleEvent(d, now: now, wallSeconds: wall / nanosPerSecond)
             }
         }
         return read
+    }
+
+    /// One event, from a packet or a connect-mode socket: the output limiter decides whether
+    /// its lines are written; the lines Portsentry writes before acting; the response; the
+    /// event's own line and records; the controller and the alerts. Returns whether the
+    /// event is one to act on (connect mode then sends PORT_BANNER).
+    @discardableResult
+    private func handleEvent(_ detected: DetectedEvent, now: Int64, wallSeconds: Int64) -> Bool {
+        var d = detected
+        let admitted = reporter.admit(d, now: now)
+        if admitted { reporter.announce(d.event) }
+        responder.respond(to: &d.event, now: wallSeconds, quiet: !admitted)
+        if admitted {
+            reporter.write(d.event)
+            // What is written to the log goes to the controller too (never ignored hosts).
+            if d.event.ignored != .yes { uplink?.add(d.event, now: now) }
+        }
+        if d.event.isActionable { alerts?.note(d.event, now: now) }
+        return d.event.isActionable
     }
 
     private func pollSet() -> [pollfd] {
@@ -424,7 +450,11 @@ final class SensorDaemon {
                 if let e = b.expires { o["expires"] = e; o["remaining"] = max(e - now, 0) }
                 return o
             }
-            return ["ok": true, "blocks": list, "firewall": responder.firewall?.name ?? "none"]
+            let cached = responder.commandBlocks.hosts.sorted().map { a -> [String: Any] in
+                ["target": IPPrefix(host: a).description, "origin": "kill-actions",
+                 "reason": "KILL_* actions ran (BLOCKED_FILE); permanent until removed"]
+            }
+            return ["ok": true, "blocks": list + cached, "firewall": responder.firewall?.name ?? "none"]
         case "blocks.add":
             let t: IPPrefix
             switch target() {
@@ -496,7 +526,8 @@ final class SensorDaemon {
                          "table_bytes": detector.tableMemoryBytes,
                          "table_evictions": detector.tableEvictions],
             "blocking": ["firewall": responder.firewall?.name ?? "none", "dry_run": config.dryRun,
-                         "blocks": responder.blocks.count, "blocked": r.blocked, "already_blocked": r.alreadyBlocked,
+                         "blocks": responder.blocks.count, "kill_action_hosts": responder.commandBlocks.count,
+                         "blocked": r.blocked, "already_blocked": r.alreadyBlocked,
                          "protected_skipped": r.protectedSkipped, "breaker_open": responder.breakerOpen,
                          "breaker_refused": r.breakerRefused, "failures": r.failures, "expired": r.expired,
                          "last_block_latency_us": r.lastBlockLatencyMicros, "max_block_latency_us": r.maxBlockLatencyMicros],
@@ -620,7 +651,10 @@ final class SensorDaemon {
             logger.warning("STATE_TABLE_SIZE changes take effect on restart (the table keeps its \(detector.tableCapacity) entries)")
             settings.tableCapacity = detector.settings.tableCapacity
         }
-        let newReporter = EventReporter(config: newConfig, consoleFormat: options.consoleFormat)
+        if newConfig.blockedFile != config.blockedFile {
+            logger.warning("BLOCKED_FILE changes take effect on restart (still using \(config.blockedFile ?? "none"))")
+        }
+        let newReporter = EventReporter(config: newConfig, consoleFormat: options.consoleFormat, legacy12: options.legacy12)
         do { try newReporter.prepare() } catch {
             logger.error("Reload failed, keeping the running configuration: \(error.description)")
             return

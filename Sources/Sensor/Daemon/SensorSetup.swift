@@ -20,6 +20,9 @@ struct RunOptions: Sendable {
     var interfaces = InterfaceSelection()
     var serviceCheck = true
     var consoleFormat: EventReporter.ConsoleFormat = .text
+    /// Started with a 1.2 mode switch (-tcp, -udp, -stcp, -sudp, -atcp, -audp): 1.2's own
+    /// attackalert lines are written as well as the 2.x lines.
+    var legacy12 = false
 }
 
 /// Derives the detector's settings from config + mode: one place decides what is a tripwire.

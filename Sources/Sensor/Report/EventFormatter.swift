@@ -34,6 +34,25 @@ enum EventFormatter {
             + "\(pad(t.tm_hour)):\(pad(t.tm_min)):\(pad(t.tm_sec)) Host: \(ip)/\(ip) Port: \(e.port) \(e.proto) Blocked"
     }
 
+    /// Portsentry 1.2's syslog lines for a host it acts on: the detection line of its mode,
+    /// and the IP-options warning. 1.2's NULL label has a leading space (a double space in
+    /// the line); it is kept, since these lines exist to match what 1.2 wrote.
+    static func portsentry12Alerts(_ e: ScanEvent) -> [String] {
+        let ip = e.source.description
+        let target = "from host: \(ip)/\(ip) to \(e.proto) port: \(e.port)"
+        var lines: [String]
+        switch e.kind {
+        case .connect: lines = ["attackalert: Connect \(target)"]
+        case .udp: lines = ["attackalert: UDP scan \(target)"]
+        case .tcpNULL: lines = ["attackalert:  TCP NULL scan \(target)"]
+        default: lines = ["attackalert: \(e.kind.label) \(target)"]
+        }
+        if e.ipOptions == .set {
+            lines.append("attackalert: Packet from host: \(ip)/\(ip) to \(e.proto) port: \(e.port) has IP options set (detection avoidance technique).")
+        }
+        return lines
+    }
+
     /// One JSON object per line, keys in a fixed order.
     static func json(_ e: ScanEvent) -> String {
         var fields: [(String, String)] = [

@@ -15,10 +15,16 @@ final class EventReporter {
     private let files: HistoryWriter
     private(set) var limiter: OutputLimiter
     private var lastSummary: Int64? = nil
+    /// Named in the verbose "found in ignore file" line.
+    private let ignoreFile: String?
+    /// Started in a 1.2 mode (-tcp, -stcp, ...): 1.2's own attackalert lines are written too.
+    private let legacy12: Bool
 
-    init(config: SensorConfig, consoleFormat: ConsoleFormat, logger: Logger = Diagnostics.logger) {
+    init(config: SensorConfig, consoleFormat: ConsoleFormat, legacy12: Bool = false, logger: Logger = Diagnostics.logger) {
         self.logger = logger
         self.consoleFormat = consoleFormat
+        self.legacy12 = legacy12
+        ignoreFile = config.ignoreFile
         files = HistoryWriter(config: config)
         limiter = OutputLimiter(rate: config.logRate, burst: config.logBurst, perSource: config.logPerSource)
     }
@@ -30,14 +36,42 @@ final class EventReporter {
     /// Writes the event if the limiter admits it; returns whether it did.
     @discardableResult
     func report(_ d: DetectedEvent, now: Int64) -> Bool {
-        guard limiter.admit(d, now: now) else { return false }
-        let e = d.event
+        guard admit(d, now: now) else { return false }
+        write(d.event)
+        return true
+    }
+
+    /// Whether the event's lines may be written (the output limiter's decision). Asked
+    /// before the response, so that the response's own per-event lines are limited too.
+    func admit(_ d: DetectedEvent, now: Int64) -> Bool {
+        limiter.admit(d, now: now)
+    }
+
+    /// The lines Portsentry writes about an event before acting on it: the debug line for
+    /// a packet from the host to itself, the verbose ignore-file line, and in 1.2 modes
+    /// 1.2's attackalert line (only for hosts it acts on, as 1.2 logs nothing else).
+    func announce(_ e: ScanEvent) {
+        let ip = e.source.description
+        switch e.ignoreReason {
+        case .sameSourceAndDestination?:
+            logger.debug("Source address \(ip) same as destination address \(e.destination), skipping")
+        case .ignoreFile?:
+            logger.info("Host: \(ip) found in ignore file \(ignoreFile ?? "(none)"), aborting actions")
+        default:
+            break
+        }
+        if legacy12, e.isActionable {
+            for line in EventFormatter.portsentry12Alerts(e) { logger.notice("\(line)") }
+        }
+    }
+
+    /// The event's own line (console or syslog) and its file records.
+    func write(_ e: ScanEvent) {
         switch consoleFormat {
         case .text: logger.notice("\(EventFormatter.portsentry2(e))")
         case .json: logger.notice("\(EventFormatter.json(e))")
         }
         files.write(e)
-        return true
     }
 
     /// Called from the loop's timer: emits the suppression summary when one is due.

@@ -188,9 +188,13 @@ final class BlockTable {
 /// owner), then renamed over the old one.
 enum AtomicFile {
     static func write(_ data: Data, to path: String) throws {
+        try write([UInt8](data), to: path, mode: 0o600)
+    }
+
+    static func write(_ bytes: [UInt8], to path: String, mode: UInt32) throws {
         let directory = (path as NSString).deletingLastPathComponent
         let temporary = path + ".tmp"
-        do { try PrivateFile.replace(temporary, contents: [UInt8](data)) } catch { throw FirewallError(error.description) }
+        do { try PrivateFile.replace(temporary, contents: bytes, mode: mode) } catch { throw FirewallError(error.description) }
         guard rename(temporary, path) == 0 else {
             let message = errnoText()
             unlink(temporary)

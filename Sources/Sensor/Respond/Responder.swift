@@ -14,6 +14,10 @@ final class Responder {
     private let logger: Logger
     let firewall: (any FirewallBackend)?
     let blocks: BlockTable
+    /// Hosts handed to the KILL_* actions (Portsentry's BLOCKED_FILE).
+    let commandBlocks: BlockedHosts
+    /// Started in a 1.2 mode: 1.2's wording for "ignoring" and "already blocked".
+    var legacy12 = false
     private(set) var protected = ProtectedAddresses()
     private var breaker: CircuitBreaker
     /// When a protected address was last reported, so a spoofed flood "from" the gateway
@@ -39,12 +43,14 @@ final class Responder {
     /// False in replay: the host's gateways and sessions say nothing about a capture.
     private let readsHostState: Bool
 
-    init(config: SensorConfig, firewall: (any FirewallBackend)?, blocks: BlockTable, readsHostState: Bool = true,
-         logger: Logger = Diagnostics.logger) {
+    init(config: SensorConfig, firewall: (any FirewallBackend)?, blocks: BlockTable,
+         commandBlocks: BlockedHosts? = nil, readsHostState: Bool = true, logger: Logger = Diagnostics.logger) {
         self.config = config
         self.readsHostState = readsHostState
         self.firewall = firewall
         self.blocks = blocks
+        // Without BLOCKED_FILE (or in replay) the cache is in memory only.
+        self.commandBlocks = commandBlocks ?? BlockedHosts()
         self.logger = logger
         breaker = CircuitBreaker(limit: config.blockRateLimit, window: config.blockRateWindow)
     }
@@ -72,8 +78,10 @@ final class Responder {
 
     var breakerOpen: Bool { breaker.isOpen }
 
-    /// `now` is wall-clock seconds (block expiry survives restarts).
-    func respond(to event: inout ScanEvent, now: Int64) {
+    /// `now` is wall-clock seconds (block expiry survives restarts). `quiet` leaves out the
+    /// per-event lines ("already blocked", 1.2's "Ignoring ... response"): the output
+    /// limiter did not admit this event's lines, so a flood cannot flood the log through them.
+    func respond(to event: inout ScanEvent, now: Int64, quiet: Bool = false) {
         guard event.isActionable else { return }
         let source = event.source
         let ip = source.description
@@ -86,6 +94,7 @@ final class Responder {
         if mode == .logOnly {
             event.noblock = .yes
             event.blocked = .no
+            if legacy12, !quiet { logger.notice("attackalert: Ignoring \(event.proto) response per configuration file setting.") }
             return
         }
         // About to act: is the source an admin's session peer right now?
@@ -94,8 +103,19 @@ final class Responder {
             return
         }
         event.noblock = .no
-        if blocks.covering(source, now: now) != nil {
-            logger.notice("attackalert: Host: \(ip)/\(ip) is already blocked Ignoring")
+        // What this mode asks for, and what is already done for this host.
+        let wantsNative = mode == .block && config.nativeFirewall != .none
+        let wantsCommands = mode == .runCommandOnly || (mode == .block && config.hasKillActions)
+        let runNative = wantsNative && blocks.covering(source, now: now) == nil
+        let runCommands = wantsCommands && !commandBlocks.contains(source)
+        if !runNative, !runCommands {
+            if !quiet {
+                if legacy12, event.kind == .connect {
+                    logger.notice("attackalert: Host: \(ip) is already blocked. Ignoring")
+                } else {
+                    logger.notice("attackalert: Host: \(ip)/\(ip) is already blocked Ignoring")
+                }
+            }
             counters.alreadyBlocked += 1
             event.blocked = .yes
             return
@@ -112,7 +132,7 @@ final class Responder {
             event.blocked = .no
             return
         }
-        event.blocked = TriState(dispose(event, mode: mode, now: now))
+        event.blocked = TriState(dispose(event, mode: mode, native: runNative, commands: runCommands, now: now))
     }
 
     private func markProtected(_ event: inout ScanEvent, reason: ProtectedAddresses.Reason, now: Int64) {
@@ -131,8 +151,9 @@ final class Responder {
         }
     }
 
-    /// Portsentry's DisposeTarget. True if any action succeeded.
-    private func dispose(_ event: ScanEvent, mode: SensorConfig.BlockMode, now: Int64) -> Bool {
+    /// Portsentry's DisposeTarget, for the parts not yet done for this host: the native
+    /// block and/or the KILL_* actions. True if any action succeeded.
+    private func dispose(_ event: ScanEvent, mode: SensorConfig.BlockMode, native: Bool, commands: Bool, now: Int64) -> Bool {
         let ip = event.source.description
         var succeeded = false
         var attempted = false
@@ -141,30 +162,35 @@ final class Responder {
             template.replacingAll("$TARGET$", with: ip).replacingAll("$PORT$", with: "\(event.port)")
                 .replacingAll("$MODE$", with: event.kind == .connect ? "connect" : "stealth")
         }
+        var commandSucceeded = false
         func runCommand(_ template: String, describe: (String) -> String) {
             attempted = true
             let cmd = command(template)
             if config.dryRun {
                 logger.notice("attackalert: \(dry)\(describe(cmd))")
                 succeeded = true
+                commandSucceeded = true
                 return
             }
             let result = CommandRunner.shell(cmd, timeoutSeconds: config.killTimeout)
             if result.succeeded {
                 logger.notice("attackalert: \(describe(cmd))")
                 succeeded = true
+                commandSucceeded = true
             } else {
                 counters.failures += 1
                 logger.error("attackalert: command for host \(ip) failed (\(result.summary)): \"\(cmd)\"\(result.stderr.isEmpty ? "" : ": \(result.stderr)")")
             }
         }
         let runFirst = config.killRunCmdFirst
-        if let cmd = config.killRunCmd, runFirst || mode == .runCommandOnly {
+        if commands, let cmd = config.killRunCmd, runFirst || mode == .runCommandOnly {
             runCommand(cmd) { "External command run for host: \(ip) using command: \"\($0)\"" }
         }
         var nativeBlock: Block? = nil
-        if mode == .block {
-            nativeBlock = nativeBlockIfConfigured(event, now: now, attempted: &attempted, succeeded: &succeeded)
+        if native {
+            nativeBlock = blockNatively(event, now: now, attempted: &attempted, succeeded: &succeeded)
+        }
+        if mode == .block, commands {
             if let line = config.killHostsDeny {
                 attempted = true
                 let text = line.replacingAll("$TARGET$", with: event.source.isIPv4 ? ip : "[\(ip)]")
@@ -172,6 +198,7 @@ final class Responder {
                 if config.dryRun {
                     logger.notice("attackalert: \(dry)Host \(ip) has been blocked via wrappers with string: \"\(text)\"")
                     succeeded = true
+                    commandSucceeded = true
                 } else {
                     do {
                         switch try HostsDenyFile.add(line: text, to: config.hostsDenyFile) {
@@ -179,6 +206,7 @@ final class Responder {
                         case .alreadyPresent: logger.notice("Host \(ip) already in hosts.deny file, skipping.")
                         }
                         succeeded = true
+                        commandSucceeded = true
                     } catch {
                         counters.failures += 1
                         logger.error("attackalert: cannot block \(ip) via wrappers: \(error.description)")
@@ -195,11 +223,10 @@ final class Responder {
         guard attempted else { return false }
         if succeeded {
             counters.blocked += 1
-            // Remember the host so it is not blocked twice; a command-only block has no
-            // expiry of its own (Portsentry's BLOCKED_FILE).
-            let record = nativeBlock ?? Block(target: IPPrefix(host: event.source), created: now, expires: nil,
-                                              origin: .detection, reason: reason(event), offense: 1)
-            try? blocks.insert(record)
+            // Remembered so that nothing is done twice: the native block until it expires,
+            // the KILL_* actions for good (Portsentry's BLOCKED_FILE).
+            if let nativeBlock { try? blocks.insert(nativeBlock) }
+            if commandSucceeded { commandBlocks.add(event) }
         } else {
             logger.error("attackalert: Error during target dispose \(ip)/\(ip)!")
             onNotice?("Could not block \(ip): every configured action failed (see the log)")
@@ -207,8 +234,7 @@ final class Responder {
         return succeeded
     }
 
-    private func nativeBlockIfConfigured(_ event: ScanEvent, now: Int64, attempted: inout Bool, succeeded: inout Bool) -> Block? {
-        guard config.nativeFirewall != .none else { return nil }
+    private func blockNatively(_ event: ScanEvent, now: Int64, attempted: inout Bool, succeeded: inout Bool) -> Block? {
         attempted = true
         let offense = blocks.recordOffense(event.source, policy: config.blockPolicy, now: now)
         let seconds = config.blockPolicy.seconds(forOffense: offense)
@@ -266,8 +292,15 @@ final class Responder {
     }
 
     /// `portsentry blocks remove`.
-    func manualUnblock(_ target: IPPrefix) throws(FirewallError) -> Block {
-        guard let existing = blocks.blocks[target] else { throw FirewallError("\(target) is not blocked") }
+    func manualUnblock(_ target: IPPrefix) throws(FirewallError) -> Block? {
+        let forgotten = target.isHost && commandBlocks.remove(target.network)
+        if forgotten {
+            logger.notice("\(target.network) removed from the block cache\(commandBlocks.path.map { " (\($0))" } ?? ""): its KILL_* actions run again on its next event; what they did (hosts.deny line, route) stays until removed by hand")
+        }
+        guard let existing = blocks.blocks[target] else {
+            if forgotten { return nil }
+            throw FirewallError("\(target) is not blocked")
+        }
         if !config.dryRun, let firewall, existing.expires != nil || config.nativeFirewall != .none {
             try firewall.apply([.remove(target)])
         }
@@ -279,7 +312,7 @@ final class Responder {
     /// `portsentry blocks flush`: every block lifted, in the kernel and in the state.
     func flushAll() throws(FirewallError) -> Int {
         if !config.dryRun, let firewall { try firewall.replaceAll([]) }
-        let n = blocks.removeAll().count
+        let n = blocks.removeAll().count + commandBlocks.removeAll()
         logger.notice("All \(n) blocks removed by the administrator")
         return n
     }
