@@ -17,7 +17,9 @@ let strict: [SwiftSetting] = [
 // AddressSanitizer (scripts/test.sh does it for the parser and detector tests).
 let fuzzing = Context.environment["PORTSENTRY_FUZZ"] == "1"
 let asan = Context.environment["PORTSENTRY_ASAN"] == "1"
-let instrumented: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])]
+// `-enable-testing` lets the harness reach internal decoders in a release (-O) build too:
+// `scripts/fuzz.sh` long runs use `-c release` for speed (traps and bounds checks stay).
+let instrumented: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address", "-enable-testing"])]
     : asan ? [.unsafeFlags(["-sanitize=address"])] : []
 let asanLink: [LinkerSetting] = asan ? [.unsafeFlags(["-sanitize=address"])] : []
 
