@@ -188,6 +188,8 @@ struct Replay: ParsableCommand {
     @Flag(name: .customLong("quiet"), help: "Print only the summary (for benchmarks).") var quiet = false
 
     func run() throws {
+        // Events on stdout; everything else (dry-run decisions, summaries) on stderr.
+        LogOutput.bootstrap(.init(stdout: false, syslog: false, stderr: true), level: .notice)
         let (_, cfg, ignore) = try config.load()
         var options = RunOptions()
         if advanced { options.mode = .advanced }

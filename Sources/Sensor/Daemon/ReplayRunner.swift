@@ -41,9 +41,12 @@ struct ReplayRunner {
         var dryConfig = config
         dryConfig.dryRun = true
         let responder = Responder(config: dryConfig, firewall: DryRunFirewall(), blocks: BlockTable(), readsHostState: false)
-        var limiter = OutputLimiter(rate: config.logRate, burst: config.logBurst, perSource: config.logPerSource)
-        let files = HistoryWriter(config: config)
-        do { try files.prepare() } catch { throw PcapHandle.Failure(description: error.description) }
+        responder.legacy12 = options.legacy12
+        let reporter = EventReporter(config: config, console: printEvents ? .printed(options.consoleFormat) : .none,
+                                     legacy12: options.legacy12)
+        do { try reporter.prepare() } catch { throw PcapHandle.Failure(description: error.description) }
+        // The live pipeline, packet time as its clock.
+        let pipeline = EventPipeline(detector: detector, responder: responder, reporter: reporter)
         var summary = Summary()
         let link = handle.linkType
         let started = Clock.monotonic()
@@ -58,17 +61,9 @@ struct ReplayRunner {
                     summary.skipped[why, default: 0] &+= 1
                 case .packet(let packet):
                     let time = Int64(seconds) * nanosPerSecond + Int64(nanos)
-                    guard var d = detector.process(packet, now: time, wallTime: time) else { continue }
-                    responder.respond(to: &d.event, now: time / nanosPerSecond)
+                    guard let d = pipeline.packet(packet, now: time, wallTime: time) else { continue }
                     summary.events &+= 1
                     emit(d)
-                    if limiter.admit(d, now: time) {
-                        files.write(d.event)
-                        if printEvents {
-                            Console.write(options.consoleFormat == .json ? EventFormatter.json(d.event)
-                                          : EventFormatter.portsentry2History(d.event))
-                        }
-                    }
                 }
             }
         }
@@ -77,7 +72,7 @@ struct ReplayRunner {
         summary.tableOccupied = detector.tableOccupied
         summary.tableCapacity = detector.tableCapacity
         summary.evictions = detector.tableEvictions
-        if printEvents, let line = limiter.summary(seconds: 0) { Console.write(line, toStderr: true) }
+        if printEvents { reporter.finish() }
         var usage = rusage()
         getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
         summary.maxRSSKiB = Int(usage.ru_maxrss)

@@ -37,17 +37,27 @@ final class SensorDaemon {
     private let configPath: String
     private var config: SensorConfig
     private let options: RunOptions
-    private let detector: Detector
-    private var reporter: EventReporter
-    private let responder: Responder
+    private let pipeline: EventPipeline
+    private var detector: Detector { pipeline.detector }
+    private var responder: Responder { pipeline.responder }
+    private var reporter: EventReporter {
+        get { pipeline.reporter }
+        set { pipeline.reporter = newValue }
+    }
     private let signals: SignalInbox
     private let monitor = InterfaceMonitor()
     private var handles: [String: PcapHandle] = [:]
     private var connectSockets: ConnectModeSockets? = nil
     private var control: ControlServer? = nil
-    private var alerts: AlertSender? = nil
+    private var alerts: AlertSender? {
+        get { pipeline.alerts }
+        set { pipeline.alerts = newValue }
+    }
     /// Reports to the controller, when the sensor is enrolled.
-    private var uplink: Uplink? = nil
+    private var uplink: Uplink? {
+        get { pipeline.uplink }
+        set { pipeline.uplink = newValue }
+    }
     /// Enforces the controller's fleet-wide block list, when the sensor is enrolled.
     private var fleet: FleetSubscription? = nil
     /// The controller's address, when its URL names one: never blocked here.
@@ -74,8 +84,8 @@ final class SensorDaemon {
         host.serviceCheck = options.serviceCheck
         if let range = LocalSockets.ephemeralRange() { host.ephemeralPorts = range }
         let settings = SettingsBuilder.detection(config, options)
-        detector = Detector(settings: settings, host: host, ignore: ignore)
-        reporter = EventReporter(config: config, consoleFormat: options.consoleFormat, legacy12: options.legacy12)
+        let detector = Detector(settings: settings, host: host, ignore: ignore)
+        let reporter = EventReporter(config: config, console: .logged(options.consoleFormat), legacy12: options.legacy12)
         statePath = config.stateDir + "/blocks.json"
         let firewall: (any FirewallBackend)?
         let blocks: BlockTable
@@ -95,8 +105,9 @@ final class SensorDaemon {
         let commandBlocks = try config.blockedFile.map { path throws(TextFile.Failure) in
             try BlockedHosts(file: path, format: blockedFormat)
         }
-        responder = Responder(config: config, firewall: firewall, blocks: blocks, commandBlocks: commandBlocks)
+        let responder = Responder(config: config, firewall: firewall, blocks: blocks, commandBlocks: commandBlocks)
         responder.legacy12 = options.legacy12
+        pipeline = EventPipeline(detector: detector, responder: responder, reporter: reporter)
         if let commandBlocks, commandBlocks.count > 0 {
             logger.notice("\(commandBlocks.count) hosts already blocked by KILL_* actions (BLOCKED_FILE \(commandBlocks.path ?? ""))")
         }
@@ -187,11 +198,8 @@ final class SensorDaemon {
                     else if let control, pfd.fd == control.fd { control.serve(handleControl) }
                     else if let connect = connectSockets, connect.owns(pfd.fd) {
                         connect.accept(fd: pfd.fd) { from, to, proto, port in
-                            let now = Clock.monotonic()
-                            let wall = Clock.wall()
-                            guard let d = detector.connection(from: from, to: to, proto: proto, port: port,
-                                                              now: now, wallTime: wall) else { return false }
-                            return handleEvent(d, now: now, wallSeconds: wall / nanosPerSecond)
+                            pipeline.connection(from: from, to: to, proto: proto, port: port, now: Clock.monotonic(),
+                                                wallTime: Clock.wall())?.event.isActionable ?? false
                         }
                     }
                 }
@@ -274,30 +282,9 @@ final class SensorDaemon {
             read += 1
             guard case .packet(let packet) = PacketParser.parse(frame, linkType: link) else { continue }
             let wall = Int64(seconds) * nanosPerSecond + Int64(sub * scale)
-            if let d = detector.process(packet, now: now, wallTime: wall) {
-                handleEvent(d, now: now, wallSeconds: wall / nanosPerSecond)
-            }
+            pipeline.packet(packet, now: now, wallTime: wall)
         }
         return read
-    }
-
-    /// One event, from a packet or a connect-mode socket: the output limiter decides whether
-    /// its lines are written; the lines Portsentry writes before acting; the response; the
-    /// event's own line and records; the controller and the alerts. Returns whether the
-    /// event is one to act on (connect mode then sends PORT_BANNER).
-    @discardableResult
-    private func handleEvent(_ detected: DetectedEvent, now: Int64, wallSeconds: Int64) -> Bool {
-        var d = detected
-        let admitted = reporter.admit(d, now: now)
-        if admitted { reporter.announce(d.event) }
-        responder.respond(to: &d.event, now: wallSeconds, quiet: !admitted)
-        if admitted {
-            reporter.write(d.event)
-            // What is written to the log goes to the controller too (never ignored hosts).
-            if d.event.ignored != .yes { uplink?.add(d.event, now: now) }
-        }
-        if d.event.isActionable { alerts?.note(d.event, now: now) }
-        return d.event.isActionable
     }
 
     private func pollSet() -> [pollfd] {
@@ -654,7 +641,7 @@ final class SensorDaemon {
         if newConfig.blockedFile != config.blockedFile {
             logger.warning("BLOCKED_FILE changes take effect on restart (still using \(config.blockedFile ?? "none"))")
         }
-        let newReporter = EventReporter(config: newConfig, consoleFormat: options.consoleFormat, legacy12: options.legacy12)
+        let newReporter = EventReporter(config: newConfig, console: .logged(options.consoleFormat), legacy12: options.legacy12)
         do { try newReporter.prepare() } catch {
             logger.error("Reload failed, keeping the running configuration: \(error.description)")
             return

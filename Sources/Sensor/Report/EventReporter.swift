@@ -7,11 +7,21 @@ import PortsentryShared
 final class EventReporter {
     enum ConsoleFormat: String, Sendable { case text, json }
 
+    /// Where an event's own line goes.
+    enum LineOutput: Sendable {
+        /// Live: the 2.x `Scan from:` line (or JSON) through the logger, to stdout and/or syslog.
+        case logged(ConsoleFormat)
+        /// Replay: HISTORY_FILE lines, with the packet's time (or JSON), on stdout.
+        case printed(ConsoleFormat)
+        /// Replay `--quiet`: files and counters only.
+        case none
+    }
+
     /// How often suppressed output is summarised.
     static let summaryInterval: Int64 = 10 * nanosPerSecond
 
     private let logger: Logger
-    private let consoleFormat: ConsoleFormat
+    private let console: LineOutput
     private let files: HistoryWriter
     private(set) var limiter: OutputLimiter
     private var lastSummary: Int64? = nil
@@ -20,9 +30,9 @@ final class EventReporter {
     /// Started in a 1.2 mode (-tcp, -stcp, ...): 1.2's own attackalert lines are written too.
     private let legacy12: Bool
 
-    init(config: SensorConfig, consoleFormat: ConsoleFormat, legacy12: Bool = false, logger: Logger = Diagnostics.logger) {
+    init(config: SensorConfig, console: LineOutput, legacy12: Bool = false, logger: Logger = Diagnostics.logger) {
         self.logger = logger
-        self.consoleFormat = consoleFormat
+        self.console = console
         self.legacy12 = legacy12
         ignoreFile = config.ignoreFile
         files = HistoryWriter(config: config)
@@ -67,9 +77,12 @@ final class EventReporter {
 
     /// The event's own line (console or syslog) and its file records.
     func write(_ e: ScanEvent) {
-        switch consoleFormat {
-        case .text: logger.notice("\(EventFormatter.portsentry2(e))")
-        case .json: logger.notice("\(EventFormatter.json(e))")
+        switch console {
+        case .logged(.text): logger.notice("\(EventFormatter.portsentry2(e))")
+        case .logged(.json): logger.notice("\(EventFormatter.json(e))")
+        case .printed(.text): Console.write(EventFormatter.portsentry2History(e))
+        case .printed(.json): Console.write(EventFormatter.json(e))
+        case .none: break
         }
         files.write(e)
     }

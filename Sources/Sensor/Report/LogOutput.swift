@@ -12,6 +12,8 @@ struct LogOutput: LogHandler {
     struct Destinations: Sendable, Equatable {
         var stdout = true
         var syslog = false
+        /// Every line to stderr (replay: stdout carries only the events).
+        var stderr = false
     }
 
     var destinations: Destinations
@@ -27,6 +29,8 @@ struct LogOutput: LogHandler {
         let text = event.level == .debug ? "debug: \(event.message)" : "\(event.message)"
         if destinations.stdout {
             Console.write(text, toStderr: event.level >= .warning && event.level != .notice)
+        } else if destinations.stderr {
+            Console.write(text, toStderr: true)
         }
         if destinations.syslog {
             let priority: Int32
