@@ -175,11 +175,26 @@ import Testing
             let late = try SignedEnvelope.sign(body: next, sensorID: "web-1", sequence: 3, timestampMillis: Self.now, key: key)
             #expect(try await post(client, late, next).0 == 403)
 
+            // A refused heartbeat and enrollment are counted as what they are, not as batches.
+            let bigHeartbeat = [UInt8](repeating: 0x20, count: ReportProtocol.maxHeartbeatBytes + 1)
+            try await client.execute(uri: ReportProtocol.heartbeatPath, method: .post, body: ByteBuffer(bytes: bigHeartbeat)) { response in
+                #expect(response.status == .contentTooLarge)
+            }
+            let bogus = #"{"token":"no-such-token","public_key":"\#(Hex.encode(try other.publicKey.raw))","version":"test"}"#
+            try await client.execute(uri: ReportProtocol.enrollPath, method: .post, body: ByteBuffer(string: bogus)) { response in
+                #expect(response.status == .unauthorized)
+            }
+
             try await client.execute(uri: "/metrics", method: .get) { response in
                 let text = String(buffer: response.body)
                 #expect(text.contains("portsentry_controller_batches_accepted_total 2"))
                 #expect(text.contains("portsentry_controller_events_accepted_total 3"))
                 #expect(text.contains(#"portsentry_controller_batches_refused_total{reason="revoked"} 1"#))
+                #expect(text.contains(#"portsentry_controller_batches_refused_total{reason="oversized"} 1"#))
+                #expect(text.contains(#"portsentry_controller_heartbeats_refused_total{reason="oversized"} 1"#))
+                #expect(text.contains(#"portsentry_controller_polls_refused_total{reason="oversized"} 0"#))
+                #expect(text.contains("portsentry_controller_enrollments_refused_total 1"))
+                #expect(text.contains("portsentry_controller_heartbeats_total 0"))
             }
             try await client.execute(uri: "/health", method: .get) { response in #expect(response.status == .ok) }
         }

@@ -12,24 +12,25 @@ extension ControllerAPI {
 
     func poll(_ request: Request) async throws -> Response {
         guard let bytes = try? await request.body.collect(upTo: Self.maxPollBytes) else {
-            return refuse(.init(status: 413, reason: "block-list poll larger than \(Self.maxPollBytes) bytes", counter: "oversized"))
+            return refuse(.init(status: 413, reason: "block-list poll larger than \(Self.maxPollBytes) bytes", counter: "oversized"),
+                          for: .poll)
         }
         let body = Array(bytes.readableBytesView)
         let sensor: SensorRecord
         switch try await authenticate(request, body: body, domain: BlockListProtocol.pollDomain, what: "block-list poll") {
-        case .failure(let refusal): return refuse(refusal)
+        case .failure(let refusal): return refuse(refusal, for: .poll)
         case .success(let s): sensor = s
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
               let held = (object["revision"] as? NSNumber)?.int64Value, held >= 0,
               let digest = object["digest"] as? String, digest.utf8.count <= 64 else {
             return refuse(.init(status: 400, reason: "block-list poll from \(sensor.name): expected {\"revision\", \"digest\"}",
-                                counter: "malformed"))
+                                counter: "malformed"), for: .poll)
         }
         let pollMillis = Self.headerLookup(request)(ReportProtocol.timestampHeader).flatMap { Int64($0) } ?? 0
         guard fleet.polls.advance(sensor: sensor.name, to: pollMillis) else {
             return refuse(.init(status: 409, reason: "block-list poll from \(sensor.name) is not newer than its last one (replayed)",
-                                counter: "replayed"))
+                                counter: "replayed"), for: .poll)
         }
         let appliedAt = (object["applied_ms"] as? NSNumber)?.int64Value ?? 0
         let wait = min(max((object["wait"] as? NSNumber)?.doubleValue ?? Double(BlockListProtocol.maxWaitSeconds), 0),

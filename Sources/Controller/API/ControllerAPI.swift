@@ -98,12 +98,13 @@ struct ControllerAPI: Sendable {
 
     func heartbeat(_ request: Request) async throws -> Response {
         guard let body = try? await request.body.collect(upTo: ReportProtocol.maxHeartbeatBytes) else {
-            return refuse(.init(status: 413, reason: "heartbeat larger than \(ReportProtocol.maxHeartbeatBytes) bytes", counter: "oversized"))
+            return refuse(.init(status: 413, reason: "heartbeat larger than \(ReportProtocol.maxHeartbeatBytes) bytes", counter: "oversized"),
+                          for: .heartbeat)
         }
         let bytes = Array(body.readableBytesView)
         let sensor: SensorRecord
         switch try await authenticate(request, body: bytes, domain: SignedEnvelope.heartbeatDomain, what: "heartbeat") {
-        case .failure(let refusal): return refuse(refusal)
+        case .failure(let refusal): return refuse(refusal, for: .heartbeat)
         case .success(let s): sensor = s
         }
         let name = sensor.name
@@ -112,7 +113,8 @@ struct ControllerAPI: Sendable {
         let version = ((try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any])?["version"] as? String ?? ""
         guard try await store.heartbeat(sensor: name, timestampMillis: timestamp, version: String(version.prefix(64)),
                                         status: status, now: clock() / 1000) else {
-            return refuse(.init(status: 409, reason: "heartbeat from \(name) is not newer than the last one", counter: "replayed"))
+            return refuse(.init(status: 409, reason: "heartbeat from \(name) is not newer than the last one", counter: "replayed"),
+                          for: .heartbeat)
         }
         await fleet.heartbeat(sensor: name, status: status, nowMillis: clock(), logger: logger)
         metrics.add("heartbeats")
@@ -158,9 +160,25 @@ struct ControllerAPI: Sendable {
         var lastSequence: Int64? = nil
     }
 
-    func refuse(_ r: Refusal) -> Response {
-        metrics.add("refused_" + r.counter)
-        logger.warning("Batch refused (\(r.status)): \(r.reason)")
+    /// What a refusal answered: each has its own log wording and its own counters.
+    enum SignedRequest: String, Sendable {
+        case batch, heartbeat, poll
+
+        var name: String {
+            switch self {
+            case .batch: return "Batch"
+            case .heartbeat: return "Heartbeat"
+            case .poll: return "Block-list poll"
+            }
+        }
+
+        /// Counter key prefix (`refused_<reason>` for batches, as before).
+        var counterPrefix: String { self == .batch ? "refused_" : "\(rawValue)_refused_" }
+    }
+
+    func refuse(_ r: Refusal, for request: SignedRequest = .batch) -> Response {
+        metrics.add(request.counterPrefix + r.counter)
+        logger.warning("\(request.name) refused (\(r.status)): \(r.reason)")
         var body: [String: Any] = ["error": r.reason]
         if let last = r.lastSequence { body["last_sequence"] = last }
         return Self.json(body, status: HTTPResponse.Status(code: r.status))
