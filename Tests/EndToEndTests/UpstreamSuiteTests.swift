@@ -91,6 +91,10 @@ extension EndToEnd.UpstreamSuiteTests {
                     && target.shell("cat \(history)").contains("Host: \(src)/\(src) Port: 7 UDP Blocked")
             }
             #expect(lab.read("debian-tcp.out").contains("attackalert: Ignoring TCP response per configuration file setting."))
+            // Both answer on a control socket: the second next to the first, named after its mode.
+            #expect(!lab.read("debian-udp.out").contains("Control socket unavailable"))
+            #expect(target.shell("\(Lab.sensorBinary) status --socket /run/portsentry/control-udp.sock").contains("connect mode"))
+            #expect(target.shell("\(Lab.sensorBinary) status").contains("connect mode"))
             #expect(target.shell("cat \(history)").contains("Host: \(src)/\(src) Port: 79 TCP Blocked"))
             try target.stop(tcp)
             try target.stop(udp)

@@ -29,7 +29,7 @@ final class ControlServer {
         // A socket file left by a sensor that died: remove it unless something answers on it.
         if lstat(path, &st) == 0 {
             guard (st.st_mode & S_IFMT) == S_IFSOCK else { throw Failure(description: "\(path) exists and is not a socket") }
-            if (try? ControlClient.connect(path)) != nil {
+            if ControlClient.answers(path) {
                 throw Failure(description: "another sensor is already running (it answers on \(path))")
             }
             unlink(path)
@@ -102,6 +102,13 @@ enum ControlClient {
             for (i, b) in bytes.enumerated() { raw[i] = b }
         }
         return address
+    }
+
+    /// True when something accepts connections on `path` (a running sensor).
+    static func answers(_ path: String) -> Bool {
+        guard let fd = try? connect(path) else { return false }
+        close(fd)
+        return true
     }
 
     static func connect(_ path: String) throws(ControlServer.Failure) -> Int32 {

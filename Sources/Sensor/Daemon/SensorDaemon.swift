@@ -160,9 +160,7 @@ final class SensorDaemon {
         _ = sessions.scan(ports: config.protectPorts, ignoring: { self.detector.host.ownAddresses.contains($0) })
         publishProtected()
         fleet?.start()
-        do { control = try ControlServer(path: config.controlSocket) } catch {
-            logger.error("Control socket unavailable (portsentry blocks/status will not work): \(error.description)")
-        }
+        openControlSocket()
         Privileges.dropUnneeded(logger: logger)
         logger.notice("Portsentry is now active and listening.")
 
@@ -419,6 +417,37 @@ final class SensorDaemon {
     }
 
     // MARK: control socket
+
+    /// CONTROL_SOCKET, or, for the second of Debian's two 1.2 processes (`-tcp` and `-udp`
+    /// share one config), a socket named after its mode next to it.
+    private func openControlSocket() {
+        do {
+            control = try ControlServer(path: config.controlSocket)
+            return
+        } catch {
+            if let mode = options.legacy12Name, ControlClient.answers(config.controlSocket) {
+                let path = Self.socketPath(config.controlSocket, mode: mode)
+                if let server = try? ControlServer(path: path) {
+                    control = server
+                    logger.notice("\(config.controlSocket) is another sensor's (Debian starts -tcp and -udp as two processes); this -\(mode) one answers on \(path) (portsentry status --socket \(path))")
+                    return
+                }
+            }
+            logger.error("Control socket unavailable (portsentry blocks/status will not work): \(error.description)")
+        }
+    }
+
+    /// `/run/portsentry/control.sock` → `/run/portsentry/control-udp.sock`.
+    static func socketPath(_ path: String, mode: String) -> String {
+        let directory = PathRules.parent(of: path)
+        var name = String(path.dropFirst(directory == "/" ? 1 : directory.count + 1))
+        var suffix = ""
+        if let dot = name.lastIndex(of: "."), dot != name.startIndex {
+            suffix = String(name[dot...])
+            name = String(name[..<dot])
+        }
+        return (directory == "/" ? "" : directory) + "/" + name + "-" + mode + suffix
+    }
 
     private func handleControl(_ request: [String: Any]) -> [String: Any] {
         let now = Clock.wallSeconds()

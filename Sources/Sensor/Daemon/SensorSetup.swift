@@ -23,6 +23,13 @@ struct RunOptions: Sendable {
     /// Started with a 1.2 mode switch (-tcp, -udp, -stcp, -sudp, -atcp, -audp): 1.2's own
     /// attackalert lines are written as well as the 2.x lines.
     var legacy12 = false
+
+    /// The 1.2 switch this run was started with (`tcp`, `sudp`, ...), when it watches one protocol.
+    var legacy12Name: String? {
+        guard legacy12, watchTCP != watchUDP else { return nil }
+        let prefix = mode == .connect ? "" : mode == .stealth ? "s" : "a"
+        return prefix + (watchTCP ? "tcp" : "udp")
+    }
 }
 
 /// Derives the detector's settings from config + mode: one place decides what is a tripwire.
