@@ -91,7 +91,7 @@ import Glibc
         var pinned = state
         pinned.pin = "sha256//not-base64"
         try AtomicFile.write(try JSONEncoder().encode(pinned), to: paths.state)
-        #expect(throws: FirewallError.self) { try Enrollment.load(stateDir: s.path) }
+        #expect(throws: Enrollment.Failure.self) { try Enrollment.load(stateDir: s.path) }
     }
 
     @Test func atomicWritesAreBornPrivate() throws {
