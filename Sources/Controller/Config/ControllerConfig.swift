@@ -129,17 +129,10 @@ struct ControllerConfig: Equatable, Sendable {
         }
     }
 
-    /// `600`, `600s`, `10m`, `1h`, `7d`; nil when malformed, or beyond `Bounds.maxDurationSeconds`
-    /// (checked without overflow, whatever the digits).
+    /// `600`, `600s`, `10m`, `1h`, `7d`, `2w` (Shared's syntax, as the sensor reads it); nil
+    /// when malformed or beyond `Bounds.maxDurationSeconds`, whatever the digits.
     static func duration(_ text: String) -> Int64? {
-        guard let last = text.last else { return nil }
-        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
-        let unit = units[last] ?? 1
-        let digits = units[last] == nil ? Substring(text) : text.dropLast()
-        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int64(digits) else { return nil }
-        let (seconds, overflow) = n.multipliedReportingOverflow(by: unit)
-        guard !overflow else { return nil }
-        return Bounds.duration(seconds)
+        try? ConfigDuration.seconds(text, max: Bounds.maxDurationSeconds)
     }
 
     /// The file `init` writes: every setting at its default, each explained.
