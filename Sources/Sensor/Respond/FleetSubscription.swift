@@ -27,28 +27,30 @@ final class FleetSubscription: @unchecked Sendable {
     /// State file bound (a 100k-entry list is about 4 MB).
     static let maxStateBytes = 64 << 20
 
-    private let enrollment: Enrollment
-    private let key: Ed25519.PrivateKey
-    private let controllerKey: Ed25519.PublicKey
-    private let firewall: any FirewallBackend
-    private let statePath: String
-    private let logger: Logger
-    private let lock = NSLock()
+    let enrollment: Enrollment
+    let key: Ed25519.PrivateKey
+    let controllerKey: Ed25519.PublicKey
+    let firewall: any FirewallBackend
+    let statePath: String
+    let logger: Logger
+    let lock = NSLock()
     /// Serialises everything that changes `entries`, `skipped` or the kernel sets: the
     /// subscription thread applies updates, the daemon's thread re-protects.
-    private let applyLock = NSLock()
-    private var protection = Protection()
-    private var stopping = false
+    let applyLock = NSLock()
+    var protection = Protection()
+    var stopping = false
     // Subscription thread only.
-    private var revision: Int64 = 0
-    private var issuedMillis: Int64 = 0
-    private var appliedMillis: Int64 = 0
-    private var entries: [IPPrefix: Int64] = [:]
-    private var skipped: Set<IPPrefix> = []
+    var revision: Int64 = 0
+    var issuedMillis: Int64 = 0
+    var appliedMillis: Int64 = 0
+    var entries: [IPPrefix: Int64] = [:]
+    var skipped: Set<IPPrefix> = []
     /// A delta did not fit what we hold: the next poll asks for a snapshot (revision 0).
-    private var wantSnapshot = false
+    var wantSnapshot = false
     // Under `lock`, for status and heartbeats.
-    private var published = Status()
+    var published = Status()
+    /// The current state file is one this process wrote or read intact.
+    var currentFileGood = false
 
     struct Status: Sendable {
         var revision: Int64 = 0
@@ -71,8 +73,8 @@ final class FleetSubscription: @unchecked Sendable {
     }
 
     /// Seconds without a fresh signed answer before the sensor says its list may be stale.
-    private let staleAfter: Int64
-    private let startedMillis = Clock.wall() / 1_000_000
+    let staleAfter: Int64
+    let startedMillis = Clock.wall() / 1_000_000
 
     init(enrollment: Enrollment, key: Ed25519.PrivateKey, firewall: any FirewallBackend, stateDir: String,
          staleAfter: Int64 = 120, logger: Logger = Diagnostics.logger) throws(FirewallError) {
@@ -128,14 +130,14 @@ final class FleetSubscription: @unchecked Sendable {
         lock.lock(); stopping = true; lock.unlock()
     }
 
-    private var isStopping: Bool {
+    var isStopping: Bool {
         lock.lock(); defer { lock.unlock() }
         return stopping
     }
 
     // MARK: the subscription thread
 
-    private func run() {
+    func run() {
         restore()
         var delay = Self.backoffFirst
         var failing = false
@@ -193,7 +195,7 @@ final class FleetSubscription: @unchecked Sendable {
     }
 
     /// A fresh, signed answer arrived: the list is known to be current.
-    private func noteFresh() {
+    func noteFresh() {
         let now = Clock.wall() / 1_000_000
         lock.lock()
         let silent = published.lastFreshMillis > 0 && now - published.lastFreshMillis > staleAfter * 1000
@@ -275,7 +277,7 @@ final class FleetSubscription: @unchecked Sendable {
         return true
     }
 
-    private func replaceKernel(now: Int64) -> Bool {
+    func replaceKernel(now: Int64) -> Bool {
         let before = skipped
         skipped = []
         let guardSet = Guard(protection: currentProtection())
@@ -298,7 +300,7 @@ final class FleetSubscription: @unchecked Sendable {
         return true
     }
 
-    private func currentProtection() -> Protection {
+    func currentProtection() -> Protection {
         lock.lock(); defer { lock.unlock() }
         return protection
     }
@@ -334,11 +336,11 @@ final class FleetSubscription: @unchecked Sendable {
         }
     }
 
-    private func noteSkip() {
+    func noteSkip() {
         lock.lock(); published.skippedTotal += 1; lock.unlock()
     }
 
-    private func publish() {
+    func publish() {
         lock.lock()
         published.revision = revision
         published.entries = entries.count
@@ -348,7 +350,7 @@ final class FleetSubscription: @unchecked Sendable {
 
     /// What the kernel's fleet sets hold, plus what was deliberately skipped: equal to the
     /// controller's digest when nothing has drifted.
-    private func kernelDigest() -> String {
+    func kernelDigest() -> String {
         applyLock.lock(); defer { applyLock.unlock() }
         let now = Clock.wallSeconds()
         var held: [BlockEntry]
@@ -363,114 +365,8 @@ final class FleetSubscription: @unchecked Sendable {
         return BlockListProtocol.digest(held, now: now)
     }
 
-    private func setConnected(_ connected: Bool) {
+    func setConnected(_ connected: Bool) {
         lock.lock(); published.connected = connected; lock.unlock()
     }
 
-    // MARK: persistence
-
-    /// Fail-static restart: the last list goes back into the kernel before the first poll.
-    func restore() {
-        applyLock.lock(); defer { applyLock.unlock() }
-        let now = Clock.wallSeconds()
-        entries = entries.filter { $0.value == 0 || $0.value > now }
-        guard !entries.isEmpty else { return }
-        if replaceKernel(now: now) {
-            logger.notice("Fleet block list: restored revision \(revision) (\(entries.count) entries) from \(statePath)")
-        }
-        publish()
-    }
-
-    /// The last verified list, from STATE_DIR: the current generation, or the previous one when
-    /// the current is missing (a crash while saving) or corrupt. What cannot be restored is said
-    /// loudly: after a reboot with the controller down, this file is all the fleet protection
-    /// the host has.
-    private func load() {
-        let previous = statePath + ".prev"
-        for (path, generation) in [(statePath, "current"), (previous, "previous")] {
-            guard FileManager.default.fileExists(atPath: path) else { continue }
-            do {
-                let state = try Self.decodeState(try TextFile.read(path, limit: Self.maxStateBytes))
-                revision = state.revision
-                issuedMillis = state.issuedMillis
-                entries = state.entries
-                currentFileGood = generation == "current"
-                if generation == "previous" {
-                    logger.error("Fleet block list: restored the previous generation \(path) (revision \(revision), \(entries.count) entries); the newest changes come with the next poll")
-                }
-                return
-            } catch {
-                logger.error("Fleet block list: \(path) cannot be restored (\(error)); \(generation == "current" ? "trying the previous generation" : "no fleet entries are enforced until the controller answers")")
-            }
-        }
-    }
-
-    struct StateFile: Equatable {
-        var revision: Int64
-        var issuedMillis: Int64
-        var entries: [IPPrefix: Int64]
-    }
-
-    struct StateError: Error, CustomStringConvertible {
-        let description: String
-    }
-
-    static func canonicalState(_ s: StateFile) -> CanonicalJSON {
-        .object([
-            "revision": .int(s.revision), "issued_ms": .int(s.issuedMillis),
-            "entries": .array(s.entries.sorted { $0.key.description < $1.key.description }.map {
-                .object(["prefix": .string($0.key.description), "expires": .int($0.value)])
-            }),
-        ])
-    }
-
-    /// `{"state": {...}, "sha256": HEX}`: the digest of the state's canonical bytes catches a
-    /// truncated, zeroed or altered file. (A file without it, from an older version, is read too.)
-    static func encodeState(_ s: StateFile) -> [UInt8] {
-        let state = canonicalState(s)
-        return CanonicalJSON.object(["state": state, "sha256": .string(Hex.encode(SHA256.digest(state.bytes)))]).bytes
-    }
-
-    static func decodeState(_ text: String) throws(StateError) -> StateFile {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
-            throw StateError(description: "not a JSON object (truncated, empty or overwritten)")
-        }
-        let body = object["state"] as? [String: Any] ?? object
-        func int(_ key: String) throws(StateError) -> Int64 {
-            guard let n = body[key] as? NSNumber, let v = Int64(exactly: n.doubleValue) else { throw StateError(description: "\(key) missing") }
-            return v
-        }
-        var state = StateFile(revision: try int("revision"), issuedMillis: try int("issued_ms"), entries: [:])
-        guard let items = body["entries"] as? [[String: Any]] else { throw StateError(description: "entries missing") }
-        for item in items {
-            guard let p = (item["prefix"] as? String).flatMap({ try? IPPrefix(parsing: $0) }),
-                  let e = (item["expires"] as? NSNumber).flatMap({ Int64(exactly: $0.doubleValue) }), e >= 0 else {
-                throw StateError(description: "a malformed entry")
-            }
-            state.entries[p] = e
-        }
-        if let digest = object["sha256"] as? String {
-            guard digest == Hex.encode(SHA256.digest(canonicalState(state).bytes)) else {
-                throw StateError(description: "its checksum does not match its contents")
-            }
-        }
-        return state
-    }
-
-    /// Keeps the previous generation: the current file becomes `.prev`, then the new one is
-    /// written atomically. A crash in between leaves `.prev`, which `load` falls back to.
-    private func save() {
-        let bytes = Self.encodeState(StateFile(revision: revision, issuedMillis: issuedMillis, entries: entries))
-        // A corrupt current file is not rotated over a good previous one.
-        if currentFileGood { rename(statePath, statePath + ".prev") }
-        do {
-            try AtomicFile.write(Data(bytes), to: statePath)
-            currentFileGood = true
-        } catch {
-            logger.error("Fleet block list: cannot save \(statePath): \(error)")
-        }
-    }
-
-    /// The current state file is one this process wrote or read intact.
-    private var currentFileGood = false
 }
