@@ -1,3 +1,4 @@
+import Foundation
 import PortsentryShared
 import Testing
 
@@ -19,5 +20,22 @@ import Testing
                      "999999999999999999d", "11y", "3651d"] {
             #expect(throws: ConfigDuration.Problem.self, "\(text)") { try ConfigDuration.seconds(text, max: 10 * year) }
         }
+    }
+}
+
+/// Integers in signed JSON are taken exactly or not at all.
+@Suite struct JSONIntegerTests {
+    func parsed(_ text: String) throws -> Any? {
+        (try JSONSerialization.jsonObject(with: Data("{\"v\":\(text)}".utf8)) as? [String: Any])?["v"]
+    }
+
+    @Test func exactOrNothing() throws {
+        #expect(JSONInteger.int64(try parsed("9007199254740993")) == 9_007_199_254_740_993)   // 2^53 + 1
+        #expect(JSONInteger.int64(try parsed("9223372036854775807")) == Int64.max)
+        #expect(JSONInteger.int64(try parsed("-5")) == -5)
+        #expect(JSONInteger.int64(try parsed("1.5")) == nil)
+        #expect(JSONInteger.int64(try parsed("1e30")) == nil)
+        #expect(JSONInteger.int64(try parsed("\"7\"")) == nil)
+        #expect(JSONInteger.int64(nil) == nil)
     }
 }

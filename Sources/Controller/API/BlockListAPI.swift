@@ -22,7 +22,7 @@ extension ControllerAPI {
         case .success(let s): sensor = s
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-              let held = (object["revision"] as? NSNumber)?.int64Value, held >= 0,
+              let held = JSONInteger.int64(object["revision"]), held >= 0,
               let digest = object["digest"] as? String, digest.utf8.count <= 64 else {
             return refuse(.init(status: 400, reason: "block-list poll from \(sensor.name): expected {\"revision\", \"digest\"}",
                                 counter: "malformed"), for: .poll)
@@ -32,7 +32,7 @@ extension ControllerAPI {
             return refuse(.init(status: 409, reason: "block-list poll from \(sensor.name) is not newer than its last one (replayed)",
                                 counter: "replayed"), for: .poll)
         }
-        let appliedAt = (object["applied_ms"] as? NSNumber)?.int64Value ?? 0
+        let appliedAt = JSONInteger.int64(object["applied_ms"]) ?? 0
         let wait = min(max((object["wait"] as? NSNumber)?.doubleValue ?? Double(BlockListProtocol.maxWaitSeconds), 0),
                        Double(BlockListProtocol.maxWaitSeconds))
         try await noteApplied(sensor: sensor.name, revision: held, digest: digest, appliedAt: appliedAt)

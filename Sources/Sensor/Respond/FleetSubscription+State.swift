@@ -75,14 +75,14 @@ extension FleetSubscription {
         }
         let body = object["state"] as? [String: Any] ?? object
         func int(_ key: String) throws(StateError) -> Int64 {
-            guard let n = body[key] as? NSNumber, let v = Int64(exactly: n.doubleValue) else { throw StateError(description: "\(key) missing") }
+            guard let v = JSONInteger.int64(body[key]) else { throw StateError(description: "\(key) missing") }
             return v
         }
         var state = StateFile(revision: try int("revision"), issuedMillis: try int("issued_ms"), entries: [:])
         guard let items = body["entries"] as? [[String: Any]] else { throw StateError(description: "entries missing") }
         for item in items {
             guard let p = (item["prefix"] as? String).flatMap({ try? IPPrefix(parsing: $0) }),
-                  let e = (item["expires"] as? NSNumber).flatMap({ Int64(exactly: $0.doubleValue) }), e >= 0 else {
+                  let e = JSONInteger.int64(item["expires"]), e >= 0 else {
                 throw StateError(description: "a malformed entry")
             }
             state.entries[p] = e

@@ -56,7 +56,7 @@ public struct BlockListUpdate: Equatable, Sendable {
             throw .malformed("not a JSON object")
         }
         func int(_ key: String) throws(ParseError) -> Int64 {
-            guard let n = object[key] as? NSNumber, let v = Int64(exactly: n.doubleValue) else { throw .malformed("\(key)") }
+            guard let v = JSONInteger.int64(object[key]) else { throw .malformed("\(key)") }
             return v
         }
         revision = try int("revision")
@@ -70,7 +70,7 @@ public struct BlockListUpdate: Equatable, Sendable {
         parsedAdds.reserveCapacity(adds.count)
         for a in adds {
             guard let text = a["prefix"] as? String, let p = try? IPPrefix(parsing: text),
-                  let e = (a["expires"] as? NSNumber).flatMap({ Int64(exactly: $0.doubleValue) }), e >= 0 else {
+                  let e = JSONInteger.int64(a["expires"]), e >= 0 else {
                 throw .malformed("entry \(a)")
             }
             parsedAdds.append(BlockEntry(prefix: p, expires: e))
@@ -141,8 +141,8 @@ public enum BlockListProtocol {
         guard framed.count <= maxUpdateBytes else { throw .malformed("larger than \(maxUpdateBytes) bytes") }
         guard let newline = framed.firstIndex(of: 0x0A),
               let header = try? JSONSerialization.jsonObject(with: Data(framed[..<newline])) as? [String: Any],
-              let revision = (header["revision"] as? NSNumber)?.int64Value, revision > 0,
-              let timestamp = (header["timestamp"] as? NSNumber)?.int64Value,
+              let revision = JSONInteger.int64(header["revision"]), revision > 0,
+              let timestamp = JSONInteger.int64(header["timestamp"]),
               let digest = (header["digest"] as? String).flatMap(Hex.decode),
               let signature = (header["signature"] as? String).flatMap(Hex.decode) else {
             throw .malformed("header line")
@@ -199,9 +199,9 @@ public struct PollReceipt: Equatable, Sendable {
         guard answer.count <= BlockListProtocol.maxUpdateBytes + 4096 else { throw .malformed("answer too large") }
         guard let newline = answer.firstIndex(of: 0x0A), newline <= 4096,
               let header = try? JSONSerialization.jsonObject(with: Data(answer[..<newline])) as? [String: Any],
-              let poll = (header["poll_ms"] as? NSNumber).flatMap({ Int64(exactly: $0.doubleValue) }),
-              let revision = (header["revision"] as? NSNumber).flatMap({ Int64(exactly: $0.doubleValue) }), revision >= 0,
-              let answered = (header["answered_ms"] as? NSNumber).flatMap({ Int64(exactly: $0.doubleValue) }),
+              let poll = JSONInteger.int64(header["poll_ms"]),
+              let revision = JSONInteger.int64(header["revision"]), revision >= 0,
+              let answered = JSONInteger.int64(header["answered_ms"]),
               let digest = (header["digest"] as? String).flatMap(Hex.decode), digest.count == 32,
               let signature = (header["signature"] as? String).flatMap(Hex.decode), signature.count == Ed25519.signatureBytes else {
             throw .malformed("receipt line")
