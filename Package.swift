@@ -2,8 +2,10 @@
 import PackageDescription
 
 // The folder tree is the architecture:
-//   Sources/Sensor      binary `portsentry`: capture → parse → detect → respond → report
-//   Sources/Controller  binary `portsentry-controller`
+//   Sources/SensorCore  parse → detect: pure, no I/O (what replay, the tests and the fuzzer drive)
+//   Sources/Sensor      binary `portsentry`: capture → (core) → respond → report, the daemon, the CLI
+//   Sources/ControllerCore  ingest checks → correlate → decide, models, the store contract: pure
+//   Sources/Controller  binary `portsentry-controller`: api, the stores, distribute, the CLI
 //   Sources/Shared      the wire contract both sides read (no pcap, no HTTP server)
 //   Sources/C*          thin system-library shims; each binary links only what it uses.
 let strict: [SwiftSetting] = [
@@ -51,10 +53,17 @@ let package = Package(
             path: "Sources/Shared",
             swiftSettings: strict + instrumented
         ),
+        // Parse and detect: pure functions over raw bytes, what live capture, replay, the tests and
+        // the fuzzer all drive. No I/O (scripts/check-layers.sh keeps it so).
+        .target(
+            name: "SensorCore",
+            dependencies: ["PortsentryShared"],
+            swiftSettings: strict + instrumented
+        ),
         .target(
             name: "Sensor",
             dependencies: [
-                "PortsentryShared", "CPcap", "CLinux", "CNftables", "CCurl",
+                "SensorCore", "PortsentryShared", "CPcap", "CLinux", "CNftables", "CCurl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -63,10 +72,17 @@ let package = Package(
         ),
         .executableTarget(name: "SensorMain", dependencies: ["Sensor"], path: "Sources/SensorMain", swiftSettings: strict,
                           linkerSettings: asanLink),
+        // Correlate and decide, the stored models and the store contract: pure policy, no HTTP
+        // server and no database driver (scripts/check-layers.sh keeps it so).
+        .target(
+            name: "ControllerCore",
+            dependencies: ["PortsentryShared", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict + instrumented
+        ),
         .target(
             name: "Controller",
             dependencies: [
-                "PortsentryShared",
+                "ControllerCore", "PortsentryShared",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -88,7 +104,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SensorTests",
-            dependencies: ["Sensor", "PortsentryShared"],
+            dependencies: ["Sensor", "SensorCore", "PortsentryShared"],
             exclude: ["Fixtures"],
             swiftSettings: strict + instrumented,
             linkerSettings: asanLink
@@ -96,7 +112,7 @@ let package = Package(
         .testTarget(
             name: "ControllerTests",
             dependencies: [
-                "Controller", "PortsentryShared",
+                "Controller", "ControllerCore", "PortsentryShared",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
@@ -112,7 +128,7 @@ let package = Package(
     ] + (fuzzing ? [
         .executableTarget(
             name: "portsentry-fuzz",
-            dependencies: ["Sensor", "Controller", "PortsentryShared", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Sensor", "SensorCore", "Controller", "ControllerCore", "PortsentryShared", .product(name: "Logging", package: "swift-log")],
             path: "Sources/Fuzz",
             swiftSettings: strict + instrumented + [.unsafeFlags(["-parse-as-library"])],
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]

@@ -35,7 +35,7 @@ write("sensor-config", "legacy-1.2.conf", 'TCP_PORTS="1,11,15,79,111"\nADVANCED_
 write("ignore-file", "deploy.ignore", open(os.path.join(root, "deploy/portsentry.ignore"), "rb").read())
 write("ignore-file", "mixed", "127.0.0.1\n::1 # loopback\n192.168.0.0/16\r\n2001:DB8::/32\n10.0.0.5/24\n")
 
-src = open(os.path.join(root, "Sources/Controller/Config/ControllerConfig.swift")).read()
+src = open(os.path.join(root, "Sources/ControllerCore/Config/ControllerConfig.swift")).read()
 documented = src.split('static let documented = """', 1)[1].split('"""', 1)[0]
 write("controller-config", "documented.conf", "\n".join(l[8:] for l in documented.splitlines()))
 write("controller-config", "postgres.conf", "POSTGRES_HOST = db\nPOSTGRES_TLS = yes\nPROTECT = 192.0.2.1, 2001:db8::/64\nBLOCK_DURATION = 2h\n")

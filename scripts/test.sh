@@ -12,6 +12,9 @@ fi
 
 scripts/install-deps.sh
 
+# The layers the targets stand for: no target imports what it must not.
+scripts/check-layers.sh
+
 # Strict build of the project's own code: any compiler warning in it fails the run.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -16,6 +16,8 @@ import Logging
 @testable import Controller
 @testable import Sensor
 import PortsentryShared
+@testable import SensorCore
+@testable import ControllerCore
 
 enum Target: String, CaseIterable {
     case packet, sensorConfig = "sensor-config", ignoreFile = "ignore-file", controllerConfig = "controller-config"

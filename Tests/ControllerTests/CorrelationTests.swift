@@ -2,6 +2,7 @@
 import Foundation
 import PortsentryShared
 import Testing
+@testable import ControllerCore
 
 /// The correlator's rules, one at a time, with hand-made events.
 @Suite struct CorrelationTests {

@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import PortsentryShared
 import Testing
+@testable import ControllerCore
 
 /// Enrollment cannot take over an existing sensor's name (its key, a revocation) unless the
 /// operator made the token with `sensors add --replace`; the answer carries the controller's

@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import PortsentryShared
 import Testing
+@testable import ControllerCore
 
 /// Numbers at the edges of Int64, from every place they enter: each is a clear refusal, never
 /// a trap that takes the controller down.

@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import PortsentryShared
 import Testing
+@testable import ControllerCore
 
 /// The controller's API in-process, with a real store (SQLite and PostgreSQL run the same
 /// suite): enrollment, heartbeats, and every way a batch can be refused (each counted,

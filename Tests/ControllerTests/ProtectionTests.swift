@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import PortsentryShared
 import Testing
+@testable import ControllerCore
 
 /// The fleet cannot be turned against itself: every rule of the protected set, the weighing
 /// of forgeable evidence, the fleet breaker and the "a sensor testifies only about itself"

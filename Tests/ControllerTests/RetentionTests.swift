@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import PortsentryShared
 import Testing
+@testable import ControllerCore
 
 /// Retention on both stores: old events, changes and ended decisions go, the newest change
 /// (the current revision) and everything recent stay, and a sensor whose base was pruned gets

@@ -1,4 +1,5 @@
 @testable import Sensor
+@testable import SensorCore
 import Foundation
 import PortsentryShared
 import Testing

@@ -1,6 +1,7 @@
 @testable import Sensor
 import PortsentryShared
 import Testing
+@testable import SensorCore
 
 @Suite struct ClassifierTests {
     @Test(arguments: [

@@ -2,6 +2,7 @@ import Foundation
 @testable import Sensor
 import PortsentryShared
 import Testing
+@testable import SensorCore
 
 @Suite struct ConfigTests {
     func parse(_ text: String) throws(ConfigError) -> SensorConfig {

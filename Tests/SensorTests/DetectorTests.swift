@@ -1,6 +1,7 @@
 @testable import Sensor
 import PortsentryShared
 import Testing
+@testable import SensorCore
 
 /// Detector behaviour on synthetic packets: triggers and windows, ignore rules, the service
 /// check, negative-reply scoring and the bounded table.

@@ -1,6 +1,7 @@
 @testable import Sensor
 import PortsentryShared
 import Testing
+@testable import SensorCore
 
 /// Captures recorded from real scanners (see Fixtures/record-fixtures.sh and its README),
 /// replayed through the whole pipeline: parse → detect → respond.

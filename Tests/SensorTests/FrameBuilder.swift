@@ -1,5 +1,6 @@
 @testable import Sensor
 import PortsentryShared
+@testable import SensorCore
 
 /// Builds link/IP/transport headers by hand, so parser tests state exactly what is on the wire.
 enum Frame {

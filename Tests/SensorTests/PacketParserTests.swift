@@ -1,6 +1,7 @@
 @testable import Sensor
 import PortsentryShared
 import Testing
+@testable import SensorCore
 
 @Suite struct PacketParserTests {
     let syn = Frame.ipv4("198.51.100.2", "192.0.2.10", proto: 6, Frame.tcp(dport: 79, flags: 0x02))

@@ -3,6 +3,7 @@ import PortsentryShared
 import Testing
 #if canImport(Glibc)
 import Glibc
+@testable import SensorCore
 #endif
 
 @Suite(.serialized) struct ReportTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import PortsentryShared
+import ControllerCore
 
 /// `POST /v1/blocklist`: a sensor's signed long poll. The body says which revision the sensor
 /// holds, when it applied it, and the digest of what its kernel holds. The answer is an

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import PortsentryShared
+import ControllerCore
 
 /// The HTTP surface: health, metrics, enrollment and signed event ingest.
 struct ControllerAPI: Sendable {

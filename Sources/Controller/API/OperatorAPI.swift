@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import PortsentryShared
+import ControllerCore
 
 /// The operator's JSON API, behind a bearer token (`operator.token` in the data directory):
 /// sensors, events, decisions (ban, unban), the allowlist, and the fleet's distribution

@@ -5,6 +5,7 @@ import HummingbirdTLS
 import Logging
 import ServiceLifecycle
 import PortsentryShared
+import ControllerCore
 
 struct Events: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Events received from sensors.")

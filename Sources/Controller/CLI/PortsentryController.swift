@@ -5,6 +5,7 @@ import HummingbirdTLS
 import Logging
 import ServiceLifecycle
 import PortsentryShared
+import ControllerCore
 
 let controllerVersion = "3.0.0-dev"
 

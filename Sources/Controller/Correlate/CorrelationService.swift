@@ -1,5 +1,6 @@
 import Logging
 import PortsentryShared
+import ControllerCore
 
 /// Runs the correlator on every stored batch and hands its findings to the decision engine.
 /// One actor: the correlator's state has a single owner, and a source found twice in

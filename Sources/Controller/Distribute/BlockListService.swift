@@ -1,6 +1,7 @@
 import Foundation
 import PortsentryShared
 import Synchronization
+import ControllerCore
 
 /// Builds what each sensor needs to reach the current block list: a delta from its revision
 /// (the latest state of every scope changed since), or a snapshot when it has nothing, is too

@@ -1,4 +1,5 @@
 import Synchronization
+import ControllerCore
 
 /// Distribution metrics for /metrics: time from a decision to its revision being applied on
 /// each sensor (a histogram), each sensor's revision lag, drift resynchronisations, and

@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import PortsentryShared
 import Synchronization
+import ControllerCore
 
 /// Everything behind correlation and distribution, shared by the API routes: the decision
 /// engine, the correlator, the revision hub the long polls wait on, the block-list builder,

@@ -1,5 +1,6 @@
 import Foundation
 import PostgresNIO
+import ControllerCore
 
 extension PostgresStore {
     static let decisionSchema = [

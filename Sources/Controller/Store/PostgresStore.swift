@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import HummingbirdTLS
 import PostgresNIO
+import ControllerCore
 
 /// PostgreSQL through postgres-nio, for several controller replicas on one database. The
 /// same interface and the same tests as the SQLite store; a batch and its sequence update

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import ControllerCore
 
 /// Deletes what the controller no longer keeps: events after EVENT_RETENTION, block-list
 /// changes after CHANGE_RETENTION (never the newest), decisions that ended DECISION_RETENTION

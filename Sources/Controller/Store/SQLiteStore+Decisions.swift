@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import PortsentryShared
+import ControllerCore
 
 extension SQLiteStore {
     static func registerDecisionMigrations(_ m: inout DatabaseMigrator) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PortsentryShared
+import SensorCore
 
 /// Where the running sensor listens: `--socket`, else CONTROL_SOCKET from the config.
 struct ControlOptions: ParsableArguments {

@@ -3,6 +3,7 @@ import Logging
 import PortsentryShared
 #if canImport(Glibc)
 import Glibc
+import SensorCore
 #endif
 
 let sensorVersion = "3.0.0-dev"

@@ -1,4 +1,5 @@
 import PortsentryShared
+import SensorCore
 
 /// Builds the kernel (BPF) filter, so that only what detection needs reaches user space:
 /// probes to the host's own addresses on watched ports (minus ports with a wildcard

@@ -1,4 +1,5 @@
 import PortsentryShared
+import SensorCore
 
 /// The host's listening sockets, in the sensor's own network namespace: Portsentry's service
 /// check, done every few seconds instead of a bind() per packet. Read with sock_diag (only

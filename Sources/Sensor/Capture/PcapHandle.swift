@@ -1,6 +1,7 @@
 import CPcap
 #if canImport(Glibc)
 import Glibc
+import SensorCore
 #endif
 
 /// One libpcap capture, live or from a file. Packets are read with `pcap_next_ex`, which

@@ -1,3 +1,5 @@
+import SensorCore
+
 /// Everything `portsentry.conf` can say, validated. Built only by `ConfigParser`, so a
 /// value of this type is always complete and consistent: nothing starts half-configured.
 struct SensorConfig: Sendable, Equatable {

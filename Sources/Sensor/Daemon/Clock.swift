@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import PortsentryShared
+import SensorCore
 
 enum Clock {
     /// Monotonic nanoseconds: orders detector state, immune to wall-clock steps.

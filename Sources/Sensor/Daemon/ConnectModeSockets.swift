@@ -3,6 +3,7 @@ import Logging
 import PortsentryShared
 #if canImport(Glibc)
 import Glibc
+import SensorCore
 #endif
 
 /// Connect mode (Portsentry 1.2 `-tcp`/`-udp`, 2.x `--connect`): real sockets on the

@@ -1,4 +1,5 @@
 import PortsentryShared
+import SensorCore
 
 /// The one path every event takes, live (capture and connect mode) and in replay, so a
 /// replay exercises exactly what production runs:

@@ -2,6 +2,7 @@ import Logging
 import PortsentryShared
 #if canImport(Glibc)
 import Glibc
+import SensorCore
 #endif
 
 /// `portsentry replay FILE`: the live pipeline over a capture file. Time is the packets'

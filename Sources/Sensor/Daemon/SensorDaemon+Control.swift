@@ -4,6 +4,7 @@ import Logging
 import PortsentryShared
 #if canImport(Glibc)
 import Glibc
+import SensorCore
 #endif
 
 /// The control socket: `portsentry status` and `portsentry blocks ...`.

@@ -4,6 +4,7 @@ import Logging
 import PortsentryShared
 #if canImport(Glibc)
 import Glibc
+import SensorCore
 #endif
 
 /// Interfaces, addresses, listeners and the kernel filters built from them.

@@ -4,6 +4,7 @@ import Logging
 import PortsentryShared
 #if canImport(Glibc)
 import Glibc
+import SensorCore
 #endif
 
 /// Alerts, the heartbeat payload and the protection report the controller reads.

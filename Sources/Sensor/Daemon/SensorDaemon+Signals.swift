@@ -4,6 +4,7 @@ import Logging
 import PortsentryShared
 #if canImport(Glibc)
 import Glibc
+import SensorCore
 #endif
 
 /// SIGTERM/SIGINT stop the loop; SIGHUP reloads the configuration.

@@ -4,6 +4,7 @@ import Logging
 import PortsentryShared
 #if canImport(Glibc)
 import Glibc
+import SensorCore
 #endif
 
 /// The long-running sensor: one thread, one poll loop over the capture handles (or the

@@ -1,4 +1,5 @@
 import PortsentryShared
+import SensorCore
 
 /// How the sensor watches: Portsentry's modes.
 enum WatchMode: String, Sendable {

@@ -2,6 +2,7 @@ import CCurl
 import Foundation
 import Logging
 import PortsentryShared
+import SensorCore
 
 /// Where alerts go; from ALERT_* in the config.
 struct AlertSettings: Sendable, Equatable {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import PortsentryShared
+import SensorCore
 
 /// Renders events in the formats existing tools parse. The name field always holds the
 /// address: reverse DNS names are chosen by whoever controls the scanner's PTR record, and

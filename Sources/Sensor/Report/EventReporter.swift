@@ -1,5 +1,6 @@
 import Logging
 import PortsentryShared
+import SensorCore
 
 /// Writes every admitted event to the configured outputs: the console or syslog (2.x line
 /// or JSON), HISTORY_FILE (2.x or 1.2 format) and JSON_LOG_FILE. The output limiter

@@ -1,3 +1,5 @@
+import SensorCore
+
 /// Keeps a flood from filling the disk while a real scanner is always on record.
 ///
 /// - Each source gets at most `perSource` lines per log window (0 = no limit).

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PortsentryShared
+import SensorCore
 
 /// Enforces the controller's fleet-wide block list. A thread of its own holds a long poll
 /// (HTTPS through libcurl, pinned like every other call to the controller) from the revision

@@ -1,5 +1,6 @@
 import Foundation
 import PortsentryShared
+import SensorCore
 
 /// For hosts without nftables: ipset sets (hash:ip for hosts, hash:net for networks, one per
 /// family, each element with its own timeout) and one iptables/ip6tables DROP rule per set

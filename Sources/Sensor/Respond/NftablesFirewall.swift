@@ -1,6 +1,7 @@
 import CNftables
 import Foundation
 import PortsentryShared
+import SensorCore
 
 /// Blocks in nftables through libnftables, in-process: the project's own `inet portsentry`
 /// table, hash sets for single hosts (IPv4, IPv6) and interval sets for prefixes, each

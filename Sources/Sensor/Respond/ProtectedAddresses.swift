@@ -1,4 +1,5 @@
 import PortsentryShared
+import SensorCore
 
 /// Addresses that are never blocked, whatever the evidence: blocking them would cut the
 /// host off (its gateways, its DNS resolvers) or lock out the admin (peers of established

@@ -1,4 +1,5 @@
 import PortsentryShared
+import SensorCore
 
 /// Follows the host's established TCP connections, asked of the kernel (sock_diag) every
 /// `SensorDaemon.sessionScan`:

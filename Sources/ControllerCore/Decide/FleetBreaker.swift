@@ -2,22 +2,22 @@
 /// flood of forged sweeps from ever-new addresses would otherwise have the controller block
 /// half the internet on every sensor; past the limit findings are refused and counted until
 /// the rate falls again. Opening is reported once per episode. Operators are never limited.
-struct FleetBreaker: Sendable {
+package struct FleetBreaker: Sendable {
     /// The window the limit applies to.
-    static let windowSeconds: Int64 = 60
+    package static let windowSeconds: Int64 = 60
 
-    let limit: Int
+    package let limit: Int
     private var recent: [Int64] = []
-    private(set) var isOpen = false
-    private(set) var refused: UInt64 = 0
-    private(set) var openings: UInt64 = 0
+    package private(set) var isOpen = false
+    package private(set) var refused: UInt64 = 0
+    package private(set) var openings: UInt64 = 0
 
-    init(limit: Int) { self.limit = limit }
+    package init(limit: Int) { self.limit = limit }
 
-    enum Verdict: Equatable { case allow, refuse, opened }
+    package enum Verdict: Equatable { case allow, refuse, opened }
 
     /// Asks for one more decision at `now` (epoch seconds); `.opened` is the first refusal of an episode.
-    mutating func ask(now: Int64) -> Verdict {
+    package mutating func ask(now: Int64) -> Verdict {
         guard limit > 0 else { return .allow }
         recent.removeAll { $0 <= now - Self.windowSeconds }
         if recent.count < limit {
@@ -33,7 +33,7 @@ struct FleetBreaker: Sendable {
     }
 
     /// Closes when the window has room again (for status between findings).
-    mutating func refresh(now: Int64) {
+    package mutating func refresh(now: Int64) {
         recent.removeAll { $0 <= now - Self.windowSeconds }
         if recent.count < limit { isOpen = false }
     }

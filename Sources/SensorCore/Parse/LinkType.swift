@@ -1,5 +1,5 @@
 /// The link-layer header types the parser understands, by libpcap DLT number.
-enum LinkType: Sendable, Equatable {
+package enum LinkType: Sendable, Equatable {
     case ethernet
     case linuxSLL
     case linuxSLL2
@@ -8,7 +8,7 @@ enum LinkType: Sendable, Equatable {
     /// BSD loopback: a 4-byte address family, host byte order (NULL) or network order (LOOP).
     case bsdLoopback
 
-    init?(dlt: Int32) {
+    package init?(dlt: Int32) {
         switch dlt {
         case 1: self = .ethernet
         case 113: self = .linuxSLL

@@ -1,14 +1,14 @@
-import PortsentryShared
+package import PortsentryShared
 
 /// What correlation concluded: block `scope` fleet-wide, why, and the events behind it.
-struct Finding: Equatable, Sendable {
-    var scope: IPPrefix
-    var origin: DecisionRecord.Origin
-    var reason: String
-    var events: [String]
+package struct Finding: Equatable, Sendable {
+    package var scope: IPPrefix
+    package var origin: DecisionRecord.Origin
+    package var reason: String
+    package var events: [String]
     /// A completed handshake is among the evidence: the source address is proven, not forged.
     /// Without one the decision rests on probes anyone could have forged.
-    var proven: Bool
+    package var proven: Bool
 }
 
 /// Sees every sensor's events together, per source, in a sliding window, and finds what
@@ -25,47 +25,47 @@ struct Finding: Equatable, Sendable {
 ///
 /// Memory is bounded: at most `maxSources` sources, `maxTouches` distinct touches per source
 /// and `maxPrefixSources` sources per prefix; the least recently seen go first.
-final class FleetCorrelator {
+package final class FleetCorrelator {
     /// Sources tracked at once: a spoofed flood cannot grow the controller without bound.
-    static let maxSources = 200_000
+    package static let maxSources = 200_000
     /// Distinct (sensor, host, port) touches kept per source: far past any threshold.
-    static let maxTouches = 256
+    package static let maxTouches = 256
     /// Sources remembered per prefix for distributed-scan detection.
-    static let maxPrefixSources = 4096
+    package static let maxPrefixSources = 4096
     /// Weights in quarters of a host or port.
-    static let unit = 4
+    package static let unit = 4
 
-    struct Touch {
-        var time: Int64
-        var sensor: Int32
-        var host: IPAddress
-        var port: UInt16
-        var udp: Bool
-        var weight: Int
+    package struct Touch {
+        package var time: Int64
+        package var sensor: Int32
+        package var host: IPAddress
+        package var port: UInt16
+        package var udp: Bool
+        package var weight: Int
         /// A completed handshake: the source address is proven.
-        var handshake: Bool
-        var blocked: Bool
-        var event: String
+        package var handshake: Bool
+        package var blocked: Bool
+        package var event: String
     }
 
-    struct Activity {
-        var touches: [Touch] = []
-        var lastSeen: Int64 = 0
+    package struct Activity {
+        package var touches: [Touch] = []
+        package var lastSeen: Int64 = 0
         /// No new finding for this source before this time (decided, or refused).
-        var quietUntil: Int64 = 0
+        package var quietUntil: Int64 = 0
     }
 
-    private(set) var policy: CorrelationPolicy
+    package private(set) var policy: CorrelationPolicy
     private var sources: [IPAddress: Activity] = [:]
     private var prefixes: [IPPrefix: [IPAddress: Int64]] = [:]
     private var prefixQuietUntil: [IPPrefix: Int64] = [:]
     private var sensorIDs: [String: Int32] = [:]
 
-    init(policy: CorrelationPolicy) { self.policy = policy }
+    package init(policy: CorrelationPolicy) { self.policy = policy }
 
-    var trackedSources: Int { sources.count }
+    package var trackedSources: Int { sources.count }
 
-    static func weight(evidence: String) -> Int {
+    package static func weight(evidence: String) -> Int {
         switch evidence {
         case "handshake": return 2 * unit
         case "tripwire": return unit
@@ -75,7 +75,7 @@ final class FleetCorrelator {
     }
 
     /// Adds a batch of stored events (`now` in epoch seconds) and returns what they decide.
-    func observe(_ events: [EventRecord], now: Int64) -> [Finding] {
+    package func observe(_ events: [EventRecord], now: Int64) -> [Finding] {
         var touched: Set<IPAddress> = []
         for e in events {
             guard let source = IPAddress(e.source), let host = IPAddress(e.destination) else { continue }
@@ -99,7 +99,7 @@ final class FleetCorrelator {
     }
 
     /// After a finding was acted on (or refused): stay quiet about that scope for a window.
-    func quiet(_ scope: IPPrefix, until: Int64) {
+    package func quiet(_ scope: IPPrefix, until: Int64) {
         if scope.isHost {
             sources[scope.network]?.quietUntil = until
         } else {
@@ -161,15 +161,15 @@ final class FleetCorrelator {
         }
     }
 
-    struct Tally {
-        var hosts = 0
-        var ports = 0
-        var sensors: Set<Int32> = []
-        var blockers: Set<Int32> = []
-        var handshake = false
-        var hostCount = 0
-        var portCount = 0
-        var events: [String] = []
+    package struct Tally {
+        package var hosts = 0
+        package var ports = 0
+        package var sensors: Set<Int32> = []
+        package var blockers: Set<Int32> = []
+        package var handshake = false
+        package var hostCount = 0
+        package var portCount = 0
+        package var events: [String] = []
     }
 
     private func tally(_ touches: [Touch]) -> Tally {

@@ -1,28 +1,28 @@
-import PortsentryShared
+package import PortsentryShared
 
 /// What the sensor remembers about one source address. Fixed size, no references.
-struct SourceEntry {
-    var address = IPAddress.unspecified
-    var inUse = false
-    var closedScanReported = false
+package struct SourceEntry {
+    package var address = IPAddress.unspecified
+    package var inUse = false
+    package var closedScanReported = false
     /// Entries in this source's slice of the port list (at most `portsPerSource`).
-    var portListCount: UInt8 = 0
-    var lastSeen: Int64 = 0
+    package var portListCount: UInt8 = 0
+    package var lastSeen: Int64 = 0
     /// SCAN_TRIGGER: hits counted since `triggerWindowStart`.
-    var triggerWindowStart: Int64 = 0
-    var triggerCount: UInt32 = 0
+    package var triggerWindowStart: Int64 = 0
+    package var triggerCount: UInt32 = 0
     /// Closed-port scoring (scanlogd): weight of distinct closed ports, reset after a gap.
-    var lastNewClosedPort: Int64 = 0
-    var closedWeight: UInt32 = 0
-    var closedPorts: UInt32 = 0
+    package var lastNewClosedPort: Int64 = 0
+    package var closedWeight: UInt32 = 0
+    package var closedPorts: UInt32 = 0
     /// Distinct (protocol, port) pairs probed, tripwires and closed ports together.
-    var distinctPorts: UInt32 = 0
+    package var distinctPorts: UInt32 = 0
     /// Events reported for this source in the current log window (for the output limiter).
-    var logWindowStart: Int64 = 0
-    var eventsInLogWindow: UInt32 = 0
+    package var logWindowStart: Int64 = 0
+    package var eventsInLogWindow: UInt32 = 0
 
     /// Eviction order: fewer distinct ports first, then fewer hits.
-    var evidence: UInt64 { UInt64(distinctPorts) << 32 | UInt64(triggerCount + closedWeight) }
+    package var evidence: UInt64 { UInt64(distinctPorts) << 32 | UInt64(triggerCount + closedWeight) }
 }
 
 /// Per-source state in a fixed-capacity hash table, built to survive spoofed-source floods:
@@ -32,26 +32,26 @@ struct SourceEntry {
 /// sources, so a lookup never scans more than that; when a bucket is full the source with
 /// the least evidence goes, so a flood of one-packet spoofed sources cannot push out a
 /// scanner that has already touched several ports.
-final class SourceTable {
+package final class SourceTable {
     /// Sources per bucket: bounds the work per packet (scanlogd uses 16; 8 halves the worst case).
-    static let slotsPerBucket = 8
+    package static let slotsPerBucket = 8
     /// Distinct ports remembered exactly per source: more than the 21 high ports that reach
     /// the default closed-port threshold; past it every port counts as new (an upper bound).
-    static let portsPerSource = 24
+    package static let portsPerSource = 24
 
-    let bucketMask: Int
-    let capacity: Int
+    package let bucketMask: Int
+    package let capacity: Int
     /// An entry untouched for this long is free for reuse.
-    var lifetime: Int64
+    package var lifetime: Int64
     private let entries: UnsafeMutablePointer<SourceEntry>
     private let portLists: UnsafeMutablePointer<UInt32>
     private let salt = UInt64.random(in: .min ... .max)
 
-    private(set) var occupied = 0
-    private(set) var evictions: UInt64 = 0
+    package private(set) var occupied = 0
+    package private(set) var evictions: UInt64 = 0
 
     /// `requestedCapacity` is rounded up to a power-of-two number of buckets.
-    init(capacity requestedCapacity: Int, lifetime: Int64) {
+    package init(capacity requestedCapacity: Int, lifetime: Int64) {
         var buckets = 1
         while buckets * Self.slotsPerBucket < requestedCapacity { buckets <<= 1 }
         bucketMask = buckets - 1
@@ -69,7 +69,7 @@ final class SourceTable {
     }
 
     /// Approximate resident size, for status output.
-    var memoryBytes: Int { capacity * (MemoryLayout<SourceEntry>.stride + Self.portsPerSource * 4) }
+    package var memoryBytes: Int { capacity * (MemoryLayout<SourceEntry>.stride + Self.portsPerSource * 4) }
 
     @inline(__always)
     private func bucket(_ address: IPAddress) -> Int {
@@ -82,7 +82,7 @@ final class SourceTable {
 
     /// The slot of `address`, inserting it (and evicting if the bucket is full).
     @inline(__always)
-    func slot(for address: IPAddress, now: Int64) -> Int {
+    package func slot(for address: IPAddress, now: Int64) -> Int {
         let first = bucket(address)
         var free = -1
         var victim = first
@@ -123,7 +123,7 @@ final class SourceTable {
     }
 
     @inline(__always)
-    subscript(slot: Int) -> SourceEntry {
+    package subscript(slot: Int) -> SourceEntry {
         get { entries[slot] }
         _modify { yield &entries[slot] }
     }
@@ -131,7 +131,7 @@ final class SourceTable {
     /// Records (protocol, port) for the source in `slot`; true if it had not been seen.
     /// Past `portsPerSource` distinct ports every port counts as new.
     @inline(__always)
-    func notePort(slot: Int, key: UInt32) -> Bool {
+    package func notePort(slot: Int, key: UInt32) -> Bool {
         let base = portLists + slot * Self.portsPerSource
         let n = Int(entries[slot].portListCount)
         for i in 0..<n where base[i] == key { return false }
@@ -143,7 +143,7 @@ final class SourceTable {
     }
 
     /// Forgets the closed-port part of a source's port list (after a gap ends a scan).
-    func resetClosedPorts(slot: Int) {
+    package func resetClosedPorts(slot: Int) {
         let base = portLists + slot * Self.portsPerSource
         var kept = 0
         for i in 0..<Int(entries[slot].portListCount) where base[i] & DetectorKeys.tripwireBit != 0 {
@@ -155,11 +155,11 @@ final class SourceTable {
 }
 
 /// How (protocol, port) pairs are packed into the per-source port list.
-enum DetectorKeys {
-    static let tripwireBit: UInt32 = 1 << 31
+package enum DetectorKeys {
+    package static let tripwireBit: UInt32 = 1 << 31
 
     @inline(__always)
-    static func key(_ proto: TransportProtocol, _ port: UInt16, tripwire: Bool) -> UInt32 {
+    package static func key(_ proto: TransportProtocol, _ port: UInt16, tripwire: Bool) -> UInt32 {
         UInt32(proto.rawValue) << 16 | UInt32(port) | (tripwire ? tripwireBit : 0)
     }
 }

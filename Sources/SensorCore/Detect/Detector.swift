@@ -1,13 +1,13 @@
-import PortsentryShared
+package import PortsentryShared
 
 /// An event plus what the output limiter needs to know about its source.
-struct DetectedEvent: Sendable {
-    var event: ScanEvent
+package struct DetectedEvent: Sendable {
+    package var event: ScanEvent
     /// 1 for the source's first event in the log window, 2 for the second, ...; 0 when the
     /// source is not tracked (ignored sources take no table space).
-    var sourceEventNumber: UInt32
+    package var sourceEventNumber: UInt32
     /// Distinct ports the source has probed: 1 is what a spoofed flood looks like.
-    var sourceDistinctPorts: UInt32
+    package var sourceDistinctPorts: UInt32
 }
 
 /// Turns parsed packets into scan events: tripwire probes (one event per probe), and
@@ -15,31 +15,31 @@ struct DetectedEvent: Sendable {
 ///
 /// Single-threaded by design: it is owned by the capture loop and never locks. Per packet
 /// it does a few bitmap tests and at most one bounded table lookup; it allocates nothing.
-final class Detector {
-    var settings: DetectionSettings {
+package final class Detector {
+    package var settings: DetectionSettings {
         didSet { table.lifetime = settings.entryLifetime }
     }
-    var host: HostView
-    var ignore: AddressSet
-    private(set) var counters = DetectorCounters()
-    let table: SourceTable
+    package var host: HostView
+    package var ignore: AddressSet
+    package private(set) var counters = DetectorCounters()
+    package let table: SourceTable
 
-    init(settings: DetectionSettings, host: HostView, ignore: AddressSet) {
+    package init(settings: DetectionSettings, host: HostView, ignore: AddressSet) {
         self.settings = settings
         self.host = host
         self.ignore = ignore
         table = SourceTable(capacity: settings.tableCapacity, lifetime: settings.entryLifetime)
     }
 
-    var tableCapacity: Int { table.capacity }
-    var tableOccupied: Int { table.occupied }
-    var tableMemoryBytes: Int { table.memoryBytes }
-    var tableEvictions: UInt64 { table.evictions }
+    package var tableCapacity: Int { table.capacity }
+    package var tableOccupied: Int { table.occupied }
+    package var tableMemoryBytes: Int { table.memoryBytes }
+    package var tableEvictions: UInt64 { table.evictions }
 
     /// `now` orders state (monotonic in live mode, packet time in replay); `wallTime` is
     /// what the event reports.
     @inline(__always)
-    func process(_ p: ParsedPacket, now: Int64, wallTime: EpochNanos) -> DetectedEvent? {
+    package func process(_ p: ParsedPacket, now: Int64, wallTime: EpochNanos) -> DetectedEvent? {
         switch p.transport {
         case .tcp:
             if p.tcpFlags.contains(.rst), host.isProtected(p.source) {
@@ -77,7 +77,7 @@ final class Detector {
     }
 
     /// A completed handshake or datagram on a connect-mode socket.
-    func connection(from source: IPAddress, to destination: IPAddress, proto: TransportProtocol,
+    package func connection(from source: IPAddress, to destination: IPAddress, proto: TransportProtocol,
                            port: UInt16, now: Int64, wallTime: EpochNanos) -> DetectedEvent? {
         var p = ParsedPacket()
         p.source = source
@@ -195,17 +195,19 @@ final class Detector {
 }
 
 /// Why packets did or did not become events. Every packet lands in exactly one bucket.
-struct DetectorCounters: Sendable {
-    var probes: UInt64 = 0
-    var ignored: UInt64 = 0
-    var belowTrigger: UInt64 = 0
-    var negativeReplies: UInt64 = 0
-    var closedPortScans: UInt64 = 0
-    var notWatched: UInt64 = 0
-    var notOurs: UInt64 = 0
-    var backscatter: UInt64 = 0
-    var possibleConnection: UInt64 = 0
-    var serviceRunning: UInt64 = 0
-    var invalidSource: UInt64 = 0
-    var negativeRepliesUnused: UInt64 = 0
+package struct DetectorCounters: Sendable {
+    package var probes: UInt64 = 0
+    package var ignored: UInt64 = 0
+    package var belowTrigger: UInt64 = 0
+    package var negativeReplies: UInt64 = 0
+    package var closedPortScans: UInt64 = 0
+    package var notWatched: UInt64 = 0
+    package var notOurs: UInt64 = 0
+    package var backscatter: UInt64 = 0
+    package var possibleConnection: UInt64 = 0
+    package var serviceRunning: UInt64 = 0
+    package var invalidSource: UInt64 = 0
+    package var negativeRepliesUnused: UInt64 = 0
+
+    package init() {}
 }

@@ -1,38 +1,38 @@
 import Foundation
-import PortsentryShared
+package import PortsentryShared
 
 /// The controller's settings: `controller.conf` in the data directory (written with every
 /// default by `init`), `KEY = value` lines, `#` comments. Unknown keys and bad values are
 /// errors that name the file and line. Command-line options override the file.
-struct ControllerConfig: Equatable, Sendable {
+package struct ControllerConfig: Equatable, Sendable {
     // Service
-    var listen = "0.0.0.0"
-    var port = 8443
+    package var listen = "0.0.0.0"
+    package var port = 8443
     // Storage (PostgreSQL when POSTGRES_HOST is set; SQLite in the data directory otherwise)
-    var postgresHost: String? = nil
-    var postgresPort = 5432
-    var postgresUser = "portsentry"
-    var postgresDatabase = "portsentry"
-    var postgresPasswordFile: String? = nil
-    var postgresTLS = false
-    var postgresCAFile: String? = nil
+    package var postgresHost: String? = nil
+    package var postgresPort = 5432
+    package var postgresUser = "portsentry"
+    package var postgresDatabase = "portsentry"
+    package var postgresPasswordFile: String? = nil
+    package var postgresTLS = false
+    package var postgresCAFile: String? = nil
     /// Seconds `serve` and the CLI wait for PostgreSQL before giving up with an error.
-    var postgresConnectTimeout: Int64 = 30
+    package var postgresConnectTimeout: Int64 = 30
 
-    var policy = CorrelationPolicy()
+    package var policy = CorrelationPolicy()
     /// Events, list changes and ended decisions older than these are deleted (RetentionService).
-    var eventRetention: Int64 = 30 * 86_400
-    var changeRetention: Int64 = 7 * 86_400
-    var decisionRetention: Int64 = 365 * 86_400
+    package var eventRetention: Int64 = 30 * 86_400
+    package var changeRetention: Int64 = 7 * 86_400
+    package var decisionRetention: Int64 = 365 * 86_400
 
     /// Files larger than this are not a controller config.
-    static let maxBytes = 1 << 20
+    package static let maxBytes = 1 << 20
 
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
+    package struct Failure: Error, CustomStringConvertible {
+        package let description: String
     }
 
-    static func load(_ path: String) throws(Failure) -> ControllerConfig {
+    package static func load(_ path: String) throws(Failure) -> ControllerConfig {
         guard FileManager.default.fileExists(atPath: path) else { return ControllerConfig() }
         var st = stat()
         guard stat(path, &st) == 0, st.st_size <= maxBytes, let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -41,7 +41,7 @@ struct ControllerConfig: Equatable, Sendable {
         return try parse(text, file: path)
     }
 
-    static func parse(_ text: String, file: String) throws(Failure) -> ControllerConfig {
+    package static func parse(_ text: String, file: String) throws(Failure) -> ControllerConfig {
         var c = ControllerConfig()
         var seen: [String: Int] = [:]
         for (index, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
@@ -131,12 +131,12 @@ struct ControllerConfig: Equatable, Sendable {
 
     /// `600`, `600s`, `10m`, `1h`, `7d`, `2w` (Shared's syntax, as the sensor reads it); nil
     /// when malformed or beyond `Bounds.maxDurationSeconds`, whatever the digits.
-    static func duration(_ text: String) -> Int64? {
+    package static func duration(_ text: String) -> Int64? {
         try? ConfigDuration.seconds(text, max: Bounds.maxDurationSeconds)
     }
 
     /// The file `init` writes: every setting at its default, each explained.
-    static let documented = """
+    package static let documented = """
         # portsentry-controller settings. KEY = value; durations take s, m, h, d.
         # Command-line options (--listen, --port, --postgres-*) override this file.
 
@@ -209,30 +209,30 @@ struct ControllerConfig: Equatable, Sendable {
 }
 
 /// When correlation turns events into a fleet-wide decision, and for how long.
-struct CorrelationPolicy: Equatable, Sendable {
-    var window: Int64 = 600
-    var horizontalHosts = 5
-    var verticalPorts = 20
-    var quorum = 2
-    var promoteLocalBlocks = 2
-    var distributedSources = 8
-    var distributedPrefixV4 = 24
-    var distributedPrefixV6 = 64
-    var blockDuration: Int64 = 3600
-    var escalation = 4
-    var maxDuration: Int64 = 7 * 86_400
-    var offenseMemory: Int64 = 30 * 86_400
-    var protected: [IPPrefix] = []
+package struct CorrelationPolicy: Equatable, Sendable {
+    package var window: Int64 = 600
+    package var horizontalHosts = 5
+    package var verticalPorts = 20
+    package var quorum = 2
+    package var promoteLocalBlocks = 2
+    package var distributedSources = 8
+    package var distributedPrefixV4 = 24
+    package var distributedPrefixV6 = 64
+    package var blockDuration: Int64 = 3600
+    package var escalation = 4
+    package var maxDuration: Int64 = 7 * 86_400
+    package var offenseMemory: Int64 = 30 * 86_400
+    package var protected: [IPPrefix] = []
     /// Longest block on stealth evidence alone (never escalated).
-    var stealthMaxDuration: Int64 = 900
+    package var stealthMaxDuration: Int64 = 900
     /// How long an admin session's peer stays protected after it was last reported.
-    var sessionGrace: Int64 = 3600
+    package var sessionGrace: Int64 = 3600
     /// How long a sensor's established-connection peer counts as proven.
-    var peerMemory: Int64 = 86_400
+    package var peerMemory: Int64 = 86_400
     /// Automatic decisions a minute before the fleet breaker opens (0: no limit).
-    var decisionRate = 60
+    package var decisionRate = 60
 
-    func validate(file: String) throws(ControllerConfig.Failure) {
+    package func validate(file: String) throws(ControllerConfig.Failure) {
         guard window >= 1 else { throw .init(description: "\(file): CORRELATION_WINDOW must be at least 1 s") }
         guard stealthMaxDuration >= 1 else { throw .init(description: "\(file): STEALTH_BLOCK_DURATION must be at least 1 s") }
         guard blockDuration >= 1 else { throw .init(description: "\(file): BLOCK_DURATION must be at least 1 s") }
@@ -242,10 +242,10 @@ struct CorrelationPolicy: Equatable, Sendable {
     }
 
     /// Duration of a block on stealth evidence alone: short, never escalated.
-    var stealthDuration: Int64 { min(duration(offense: 1), stealthMaxDuration) }
+    package var stealthDuration: Int64 { min(duration(offense: 1), stealthMaxDuration) }
 
     /// Duration of the `offense`-th block (1 = first).
-    func duration(offense: Int) -> Int64 {
+    package func duration(offense: Int) -> Int64 {
         var d = blockDuration
         for _ in 1..<max(offense, 1) {
             d = d.multipliedReportingOverflow(by: Int64(escalation)).partialValue

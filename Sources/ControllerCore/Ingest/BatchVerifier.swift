@@ -3,8 +3,8 @@ import PortsentryShared
 
 /// Decides whether a reported batch is accepted, before anything is stored. Every refusal
 /// has a status, a reason for the log and a counter name.
-struct BatchVerifier {
-    enum Outcome: Equatable {
+package struct BatchVerifier {
+    package enum Outcome: Equatable {
         case accept(sequence: Int64, events: [EventRecord])
         /// The last accepted batch again (a retry after a lost answer): success, nothing stored.
         case duplicate
@@ -13,7 +13,7 @@ struct BatchVerifier {
 
     /// `headers` are looked up case-insensitively by the caller; `sensor` is the stored
     /// record for the claimed sensor id, if any.
-    static func check(headers: (String) -> String?, body: [UInt8], sensor: SensorRecord?, nowMillis: Int64) -> Outcome {
+    package static func check(headers: (String) -> String?, body: [UInt8], sensor: SensorRecord?, nowMillis: Int64) -> Outcome {
         guard body.count <= ReportProtocol.maxBodyBytes else {
             return .reject(status: 413, reason: "body larger than \(ReportProtocol.maxBodyBytes) bytes", counter: "oversized")
         }

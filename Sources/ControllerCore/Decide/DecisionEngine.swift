@@ -1,6 +1,6 @@
 import Foundation
-import Logging
-import PortsentryShared
+package import Logging
+package import PortsentryShared
 
 /// Turns findings and operator commands into decisions, and decisions into block-list
 /// revisions. Every path runs the same checks: never an allowlisted scope, no second decision
@@ -13,15 +13,15 @@ import PortsentryShared
 /// refused by the controller's own config and addresses: what sensors claim is shown to the
 /// operator as an overlap, never a veto (a compromised sensor must not shield an attacker
 /// from the people running the fleet).
-struct DecisionEngine: Sendable {
-    let store: any ControllerStore
-    let policy: CorrelationPolicy
-    let protected: ProtectedRegistry
-    let logger: Logger
+package struct DecisionEngine: Sendable {
+    package let store: any ControllerStore
+    package let policy: CorrelationPolicy
+    package let protected: ProtectedRegistry
+    package let logger: Logger
     /// Told of every new revision (wakes the sensors' long polls); nil in the CLI.
-    let published: (@Sendable (Int64) async -> Void)?
+    package let published: (@Sendable (Int64) async -> Void)?
 
-    enum Outcome: Equatable, Sendable {
+    package enum Outcome: Equatable, Sendable {
         case decided(DecisionRecord, revision: Int64)
         case protected(String)
         case allowlisted(String)
@@ -32,7 +32,7 @@ struct DecisionEngine: Sendable {
 
     /// Blocks `scope`. `duration` nil uses the policy (with escalation); 0 is until unbanned.
     /// `proven` false: the evidence is stealth probes only (see the type's comment).
-    func decide(scope: IPPrefix, origin: DecisionRecord.Origin, reason: String, events: [String] = [],
+    package func decide(scope: IPPrefix, origin: DecisionRecord.Origin, reason: String, events: [String] = [],
                 duration: Int64? = nil, proven: Bool = true, nowMillis: Int64) async throws -> Outcome {
         let now = nowMillis / 1000
         let automatic = origin != .manual
@@ -84,7 +84,7 @@ struct DecisionEngine: Sendable {
 
     /// Lifts every active decision overlapping `scope`; returns how many.
     @discardableResult
-    func unban(scope: IPPrefix, nowMillis: Int64, why: String = "unbanned") async throws -> Int {
+    package func unban(scope: IPPrefix, nowMillis: Int64, why: String = "unbanned") async throws -> Int {
         let now = nowMillis / 1000
         let active = try await store.activeDecisions(now: now)
         let lifted = active.filter { $0.prefix?.overlaps(scope) ?? false }
@@ -106,7 +106,7 @@ struct DecisionEngine: Sendable {
     /// session that just started, a sensor that came up with a new address). Operator
     /// decisions stay: sensors' claims never veto an operator.
     @discardableResult
-    func liftAutomatic(covering claims: [ProtectedRegistry.Claim], nowMillis: Int64) async throws -> Int {
+    package func liftAutomatic(covering claims: [ProtectedRegistry.Claim], nowMillis: Int64) async throws -> Int {
         guard !claims.isEmpty else { return 0 }
         let now = nowMillis / 1000
         var active = try await store.activeDecisions(now: now)
@@ -131,9 +131,17 @@ struct DecisionEngine: Sendable {
     }
 
     /// Allowlists `scope` (`seconds` 0: until removed) and at once lifts every decision on it.
-    func allow(scope: IPPrefix, seconds: Int64, reason: String, nowMillis: Int64) async throws -> Int {
+    package func allow(scope: IPPrefix, seconds: Int64, reason: String, nowMillis: Int64) async throws -> Int {
         try await store.addAllow(AllowRecord(scope: scope.description, reason: String(reason.prefix(500)), createdMs: nowMillis,
                                              expires: seconds == 0 ? 0 : nowMillis / 1000 + seconds))
         return try await unban(scope: scope, nowMillis: nowMillis, why: "allowlisted \(scope)")
+    }
+
+    package init(store: any ControllerStore, policy: CorrelationPolicy, protected: ProtectedRegistry, logger: Logger, published: (@Sendable (Int64) async -> Void)?) {
+        self.store = store
+        self.policy = policy
+        self.protected = protected
+        self.logger = logger
+        self.published = published
     }
 }

@@ -1,5 +1,5 @@
 /// What presenting a one-time enrollment token did.
-enum EnrollOutcome: Sendable, Equatable {
+package enum EnrollOutcome: Sendable, Equatable {
     /// The sensor is registered with the presented key.
     case enrolled(SensorRecord)
     /// Unknown, used or expired token.

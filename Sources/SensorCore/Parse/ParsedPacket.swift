@@ -1,9 +1,9 @@
-import PortsentryShared
+package import PortsentryShared
 
 /// The facts of one packet that detection needs, lifted out of the raw bytes.
 /// A plain value with no references: producing one allocates nothing.
-struct ParsedPacket: Sendable, Equatable {
-    enum Transport: Sendable, Equatable {
+package struct ParsedPacket: Sendable, Equatable {
+    package enum Transport: Sendable, Equatable {
         case tcp
         case udp
         /// The first fragment of a TCP segment that ends before the flags byte (`nmap -f`).
@@ -13,29 +13,29 @@ struct ParsedPacket: Sendable, Equatable {
         case portUnreachable
     }
 
-    var transport: Transport = .tcp
-    var source = IPAddress.unspecified
-    var destination = IPAddress.unspecified
-    var sourcePort: UInt16 = 0
-    var destinationPort: UInt16 = 0
-    var tcpFlags = TCPFlags()
-    var ipOptions: IPOptionsFlag = .notSet
-    var embeddedProtocol: TransportProtocol = .udp
-    var embeddedSource = IPAddress.unspecified
-    var embeddedDestination = IPAddress.unspecified
+    package var transport: Transport = .tcp
+    package var source = IPAddress.unspecified
+    package var destination = IPAddress.unspecified
+    package var sourcePort: UInt16 = 0
+    package var destinationPort: UInt16 = 0
+    package var tcpFlags = TCPFlags()
+    package var ipOptions: IPOptionsFlag = .notSet
+    package var embeddedProtocol: TransportProtocol = .udp
+    package var embeddedSource = IPAddress.unspecified
+    package var embeddedDestination = IPAddress.unspecified
 
-    init() {}
+    package init() {}
 }
 
 /// Why a captured frame produced no `ParsedPacket`. Each is counted, never fatal.
-enum ParseSkip: Int, Sendable, CaseIterable {
+package enum ParseSkip: Int, Sendable, CaseIterable {
     case notIP
     case truncated
     case malformed
     case laterFragment
     case otherProtocol
 
-    var name: String {
+    package var name: String {
         switch self {
         case .notIP: return "not-ip"
         case .truncated: return "truncated"
@@ -46,7 +46,7 @@ enum ParseSkip: Int, Sendable, CaseIterable {
     }
 }
 
-enum ParseResult: Sendable, Equatable {
+package enum ParseResult: Sendable, Equatable {
     case packet(ParsedPacket)
     case skipped(ParseSkip)
 }

@@ -1,17 +1,17 @@
-import PortsentryShared
+package import PortsentryShared
 
 /// A set of prefixes with a membership test that costs one hash lookup per distinct
 /// prefix length present (at most 129), whatever the number of entries.
-struct AddressSet: Sendable {
+package struct AddressSet: Sendable {
     /// Masked networks, grouped by their length over the 128-bit mapped form.
     private var byLength: [(bits: Int, networks: Set<IPAddress>)] = []
-    private(set) var prefixes: [IPPrefix] = []
+    package private(set) var prefixes: [IPPrefix] = []
 
-    init(_ prefixes: [IPPrefix] = []) {
+    package init(_ prefixes: [IPPrefix] = []) {
         for p in prefixes { insert(p) }
     }
 
-    mutating func insert(_ prefix: IPPrefix) {
+    package mutating func insert(_ prefix: IPPrefix) {
         prefixes.append(prefix)
         let bits = prefix.length128
         if let i = byLength.firstIndex(where: { $0.bits == bits }) {
@@ -22,11 +22,11 @@ struct AddressSet: Sendable {
         }
     }
 
-    var isEmpty: Bool { prefixes.isEmpty }
-    var count: Int { prefixes.count }
+    package var isEmpty: Bool { prefixes.isEmpty }
+    package var count: Int { prefixes.count }
 
     @inline(__always)
-    func contains(_ address: IPAddress) -> Bool {
+    package func contains(_ address: IPAddress) -> Bool {
         for group in byLength where group.networks.contains(address.masked(toBits: group.bits)) {
             return true
         }

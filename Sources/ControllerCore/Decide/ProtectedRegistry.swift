@@ -1,5 +1,5 @@
 import Foundation
-import PortsentryShared
+package import PortsentryShared
 import Synchronization
 
 /// Addresses that automatic fleet decisions never block, and addresses that have proven
@@ -17,17 +17,17 @@ import Synchronization
 ///   `sessionGrace` after, so an admin who reconnects is still covered.
 /// Sensors' established-connection peers are remembered for `peerMemory` as "known peers":
 /// a decision on stealth probes alone is not taken against them (`isKnownPeer`).
-final class ProtectedRegistry: Sendable {
+package final class ProtectedRegistry: Sendable {
     /// The widest ignore-file entry a sensor may protect fleet-wide with.
-    static let minIgnoredLengthV4 = 16
-    static let minIgnoredLengthV6 = 48
+    package static let minIgnoredLengthV4 = 16
+    package static let minIgnoredLengthV6 = 48
     /// The widest network a gateway or resolver claim is checked against.
-    static let minNetworkLengthV4 = 16
-    static let minNetworkLengthV6 = 48
+    package static let minNetworkLengthV4 = 16
+    package static let minNetworkLengthV6 = 48
     /// Known peers remembered at once, fleet-wide: a lying sensor cannot grow this without bound.
-    static let maxKnownPeers = 200_000
+    package static let maxKnownPeers = 200_000
 
-    enum Kind: String, Sendable {
+    package enum Kind: String, Sendable {
         case own = "own address"
         case gateway, resolver, controller = "controller address"
         case ignored = "ignore-file entry"
@@ -35,10 +35,10 @@ final class ProtectedRegistry: Sendable {
     }
 
     /// One believed claim.
-    struct Claim: Equatable, Sendable {
-        var sensor: String
-        var kind: Kind
-        var prefix: IPPrefix
+    package struct Claim: Equatable, Sendable {
+        package var sensor: String
+        package var kind: Kind
+        package var prefix: IPPrefix
     }
 
     private struct SensorClaims {
@@ -59,11 +59,11 @@ final class ProtectedRegistry: Sendable {
 
     private let configured: [IPPrefix]
     private let controllerOwn: [IPAddress]
-    let sessionGrace: Int64
-    let peerMemory: Int64
+    package let sessionGrace: Int64
+    package let peerMemory: Int64
     private let state = Mutex(State())
 
-    init(configured: [IPPrefix], own: [IPAddress] = ProtectedRegistry.localAddresses(), sessionGrace: Int64 = 3600,
+    package init(configured: [IPPrefix], own: [IPAddress] = ProtectedRegistry.localAddresses(), sessionGrace: Int64 = 3600,
          peerMemory: Int64 = 86_400) {
         self.configured = configured
         controllerOwn = own
@@ -74,7 +74,7 @@ final class ProtectedRegistry: Sendable {
     /// Takes a sensor's report from its heartbeat. Returns the prefixes that became protected
     /// with it (the caller lifts automatic decisions that cover them).
     @discardableResult
-    func update(sensor: String, report: ProtectionReport, now: Int64) -> [Claim] {
+    package func update(sensor: String, report: ProtectionReport, now: Int64) -> [Claim] {
         state.withLock { s in
             let before = Set(Self.live(s.sensors[sensor], now: now, grace: sessionGrace).map(\.prefix))
             var c = SensorClaims(name: sensor)
@@ -124,13 +124,13 @@ final class ProtectedRegistry: Sendable {
 
     /// Takes a heartbeat body; nil when it carries no readable report (nothing changes then).
     @discardableResult
-    func update(sensor: String, status: String, now: Int64) -> [Claim]? {
+    package func update(sensor: String, status: String, now: Int64) -> [Claim]? {
         guard let report = ProtectionReport.fromHeartbeat(Array(status.utf8)) else { return nil }
         return update(sensor: sensor, report: report, now: now)
     }
 
     /// A revoked sensor's claims count no more.
-    func forget(sensor: String) {
+    package func forget(sensor: String) {
         _ = state.withLock { $0.sensors.removeValue(forKey: sensor) }
     }
 
@@ -142,21 +142,21 @@ final class ProtectedRegistry: Sendable {
     }
 
     /// Why automatic decisions must not block `scope`, if they must not.
-    func protection(covering scope: IPPrefix, now: Int64) -> String? {
+    package func protection(covering scope: IPPrefix, now: Int64) -> String? {
         if let p = configured.first(where: { $0.overlaps(scope) }) { return "\(p) is protected by the controller's config" }
         if let a = controllerOwn.first(where: { scope.contains($0) }) { return "\(a) is the controller's own address" }
         return claims(overlapping: scope, now: now).first.map(Self.describe)
     }
 
     /// Why even an operator may not block `scope`: only the controller's own config and addresses.
-    func operatorProtection(covering scope: IPPrefix) -> String? {
+    package func operatorProtection(covering scope: IPPrefix) -> String? {
         if let p = configured.first(where: { $0.overlaps(scope) }) { return "\(p) is protected by the controller's config" }
         if let a = controllerOwn.first(where: { scope.contains($0) }) { return "\(a) is the controller's own address" }
         return nil
     }
 
     /// Every believed sensor claim that overlaps `scope` (what an operator is told about).
-    func claims(overlapping scope: IPPrefix, now: Int64) -> [Claim] {
+    package func claims(overlapping scope: IPPrefix, now: Int64) -> [Claim] {
         state.withLock { s in
             var out: [Claim] = []
             for (_, c) in s.sensors.sorted(by: { $0.key < $1.key }) {
@@ -167,19 +167,19 @@ final class ProtectedRegistry: Sendable {
     }
 
     /// Every believed claim, for the operator API.
-    func allClaims(now: Int64) -> [Claim] {
+    package func allClaims(now: Int64) -> [Claim] {
         state.withLock { s in
             s.sensors.sorted(by: { $0.key < $1.key }).flatMap { Self.live($0.value, now: now, grace: sessionGrace) }
         }
     }
 
-    static func describe(_ c: Claim) -> String {
+    package static func describe(_ c: Claim) -> String {
         "\(c.prefix) is \(c.kind == .own ? "an" : "a") \(c.kind.rawValue) of sensor \(c.sensor)"
     }
 
     /// True when an address in `scope` completed real TCP connections with a fleet member
     /// within `peerMemory`.
-    func isKnownPeer(_ scope: IPPrefix, now: Int64) -> Bool {
+    package func isKnownPeer(_ scope: IPPrefix, now: Int64) -> Bool {
         let cutoff = now - peerMemory
         return state.withLock { s in
             if scope.isHost { return (s.knownPeers[scope.network] ?? .min) >= cutoff }
@@ -188,19 +188,19 @@ final class ProtectedRegistry: Sendable {
     }
 
     /// The addresses a sensor reported as its own; nil before its first report.
-    func ownAddresses(of sensor: String) -> Set<IPAddress>? {
+    package func ownAddresses(of sensor: String) -> Set<IPAddress>? {
         state.withLock { $0.sensors[sensor]?.own }
     }
 
-    struct Counts: Sendable {
-        var claims = 0
-        var sessions = 0
-        var knownPeers = 0
-        var implausible = 0
-        var fleetSkipped: Int64 = 0
+    package struct Counts: Sendable {
+        package var claims = 0
+        package var sessions = 0
+        package var knownPeers = 0
+        package var implausible = 0
+        package var fleetSkipped: Int64 = 0
     }
 
-    func counts(now: Int64) -> Counts {
+    package func counts(now: Int64) -> Counts {
         state.withLock { s in
             var n = Counts(knownPeers: s.knownPeers.count, implausible: s.implausibleClaims)
             for c in s.sensors.values {
@@ -213,7 +213,7 @@ final class ProtectedRegistry: Sendable {
     }
 
     /// Every address on this machine's interfaces.
-    static func localAddresses() -> [IPAddress] {
+    package static func localAddresses() -> [IPAddress] {
         var out: [IPAddress] = []
         var list: UnsafeMutablePointer<ifaddrs>? = nil
         guard getifaddrs(&list) == 0 else { return [] }
@@ -240,5 +240,5 @@ final class ProtectedRegistry: Sendable {
 
 extension IPPrefix {
     /// True when the two share at least one address.
-    func overlaps(_ other: IPPrefix) -> Bool { contains(other.network) || other.contains(network) }
+    package func overlaps(_ other: IPPrefix) -> Bool { contains(other.network) || other.contains(network) }
 }

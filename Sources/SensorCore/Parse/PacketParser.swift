@@ -1,18 +1,18 @@
-import PortsentryShared
+package import PortsentryShared
 
 /// Decodes link, network and transport headers from a captured frame.
 ///
 /// Every read is preceded by a length check against the captured length, so a truncated
 /// or hostile frame can only ever produce `.skipped`, never a read past the buffer.
 /// Works on the raw buffer libpcap hands us and allocates nothing.
-enum PacketParser {
+package enum PacketParser {
     /// IPv6 extension headers walked before giving up: RFC 8200 expects at most a handful,
     /// and a long chain is itself an evasion attempt we refuse to spend time on.
-    static let maxExtensionHeaders = 8
+    package static let maxExtensionHeaders = 8
     /// VLAN tags skipped on Ethernet: single and QinQ cover real deployments.
-    static let maxVLANTags = 2
+    package static let maxVLANTags = 2
 
-    static func parse(_ frame: UnsafeRawBufferPointer, linkType: LinkType) -> ParseResult {
+    package static func parse(_ frame: UnsafeRawBufferPointer, linkType: LinkType) -> ParseResult {
         guard let base = frame.baseAddress else { return .skipped(.truncated) }
         let length = frame.count
         switch linkType {
@@ -58,7 +58,7 @@ enum PacketParser {
     }
 
     @inline(__always)
-    static func network(_ p: UnsafeRawPointer, _ length: Int, etherType: UInt16) -> ParseResult {
+    package static func network(_ p: UnsafeRawPointer, _ length: Int, etherType: UInt16) -> ParseResult {
         switch etherType {
         case 0x0800: return ipv4(p, length)
         case 0x86DD: return ipv6(p, length)
@@ -68,7 +68,7 @@ enum PacketParser {
 
     // MARK: IPv4
 
-    static func ipv4(_ p: UnsafeRawPointer, _ captured: Int) -> ParseResult {
+    package static func ipv4(_ p: UnsafeRawPointer, _ captured: Int) -> ParseResult {
         guard captured >= 20 else { return .skipped(.truncated) }
         let vihl = u8(p, 0)
         guard vihl >> 4 == 4 else { return .skipped(.malformed) }
@@ -94,7 +94,7 @@ enum PacketParser {
 
     // MARK: IPv6
 
-    static func ipv6(_ p: UnsafeRawPointer, _ captured: Int) -> ParseResult {
+    package static func ipv6(_ p: UnsafeRawPointer, _ captured: Int) -> ParseResult {
         guard captured >= 40 else { return .skipped(.truncated) }
         guard u8(p, 0) >> 4 == 6 else { return .skipped(.malformed) }
         let payloadLength = Int(be16(p, 4))
@@ -141,7 +141,7 @@ enum PacketParser {
     /// Fills the transport part of `packet`; false means "skip" (the reason is recomputed
     /// by `skipReason`, which keeps this, the common path, free of an extra result type).
     @inline(__always)
-    static func transport(_ proto: UInt8, _ p: UnsafeRawPointer, _ available: Int, moreFragments: Bool,
+    package static func transport(_ proto: UInt8, _ p: UnsafeRawPointer, _ available: Int, moreFragments: Bool,
                           packet: inout ParsedPacket) -> Bool {
         switch proto {
         case 6:
@@ -179,7 +179,7 @@ enum PacketParser {
     }
 
     /// Reads the IP header and ports of the datagram an ICMP error quotes.
-    static func quoted(_ p: UnsafeRawPointer, _ available: Int, isIPv6: Bool, packet: inout ParsedPacket) -> Bool {
+    package static func quoted(_ p: UnsafeRawPointer, _ available: Int, isIPv6: Bool, packet: inout ParsedPacket) -> Bool {
         var offset: Int
         var proto: UInt8
         if isIPv6 {
@@ -214,15 +214,15 @@ enum PacketParser {
 
     /// Why `transport` refused: only called on the skip path. TCP and UDP were too short;
     /// anything else is a protocol (or an ICMP message) detection does not use.
-    static func skipReason(_ proto: UInt8) -> ParseSkip {
+    package static func skipReason(_ proto: UInt8) -> ParseSkip {
         proto == 6 || proto == 17 ? .truncated : .otherProtocol
     }
 
-    @inline(__always) static func u8(_ p: UnsafeRawPointer, _ o: Int) -> UInt8 {
+    @inline(__always) package static func u8(_ p: UnsafeRawPointer, _ o: Int) -> UInt8 {
         p.load(fromByteOffset: o, as: UInt8.self)
     }
 
-    @inline(__always) static func be16(_ p: UnsafeRawPointer, _ o: Int) -> UInt16 {
+    @inline(__always) package static func be16(_ p: UnsafeRawPointer, _ o: Int) -> UInt16 {
         UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self))
     }
 }

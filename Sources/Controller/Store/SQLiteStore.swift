@@ -1,64 +1,24 @@
 import Foundation
 import GRDB
 import PortsentryShared
+import ControllerCore
 
-/// A stored sensor.
-struct SensorRecord: Codable, FetchableRecord, PersistableRecord, Equatable, Sendable {
+// GRDB's record conformances: the models in ControllerCore know nothing of the database.
+extension SensorRecord: FetchableRecord, PersistableRecord {
     static let databaseTableName = "sensors"
-    var name: String
-    var publicKey: Data
-    var enrolledAt: Int64
-    var revoked: Bool
-    /// Highest batch sequence accepted: anything at or below it is a replay (or a retry).
-    var lastSequence: Int64
-    var lastSeen: Int64
-    var version: String
-    /// Newest heartbeat time stamp (ms) and its status object (JSON text).
-    var lastHeartbeat: Int64 = 0
-    var status: String = ""
-    /// The block-list revision the sensor last reported as applied, the digest of what its
-    /// kernel held, and when (ms).
-    var appliedRevision: Int64 = 0
-    var appliedDigest: String = ""
-    var appliedAt: Int64 = 0
 }
 
-/// One accepted detection as stored.
-struct EventRecord: Codable, FetchableRecord, PersistableRecord, Equatable, Sendable {
+extension EventRecord: FetchableRecord, PersistableRecord {
     static let databaseTableName = "events"
-    /// `sensor:sequence:index`: a retried batch maps to the same ids, so it stores nothing twice.
-    var id: String
-    var sensor: String
-    var timeNs: Int64
-    var source: String
-    var destination: String
-    var proto: String
-    var port: Int
-    var type: String
-    var evidence: String
-    var blocked: Bool?
-    var receivedAt: Int64
 }
 
-/// The controller's storage, behind one small interface so SQLite (embedded, the default)
-/// and PostgreSQL (several replicas on one database) can both serve it.
-protocol ControllerStore: DecisionStore {
-    /// Stores a one-time token for `sensor` (replacing any pending one). Only a token made
-    /// with `replace` may take over the name of an existing (enrolled or revoked) sensor.
-    func addEnrollment(tokenHash: Data, sensor: String, expires: Int64, replace: Bool) async throws
-    /// Consumes a one-time token and registers the sensor's key, unless the token is unknown,
-    /// used or expired, or the name is taken and the token does not allow replacing it.
-    func enroll(tokenHash: Data, publicKey: Data, now: Int64, version: String) async throws -> EnrollOutcome
-    func sensor(_ name: String) async throws -> SensorRecord?
-    func sensors() async throws -> [SensorRecord]
-    func revoke(_ name: String) async throws -> Bool
-    /// Stores a verified batch atomically with the new sequence; false when the sequence was
-    /// already accepted (a retry: nothing stored, the caller answers success).
-    func accept(sensor: String, sequence: Int64, events: [EventRecord], now: Int64) async throws -> Bool
-    /// Records a verified heartbeat; false if it is not newer than the last one (a replay).
-    func heartbeat(sensor: String, timestampMillis: Int64, version: String, status: String, now: Int64) async throws -> Bool
-    func events(since: Int64, limit: Int) async throws -> [EventRecord]
-    func eventCount() async throws -> Int
+extension DecisionRecord: FetchableRecord, PersistableRecord {
+    static let databaseTableName = "decisions"
+    mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+extension AllowRecord: FetchableRecord, PersistableRecord {
+    static let databaseTableName = "allowlist"
 }
 
 /// SQLite through GRDB, in WAL mode with full fsync on commit: a batch the controller has
