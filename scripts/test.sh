@@ -14,6 +14,7 @@ scripts/install-deps.sh
 
 # The layers the targets stand for: no target imports what it must not.
 scripts/check-layers.sh
+python3 scripts/check-function-length.py
 
 # Strict build of the project's own code: any compiler warning in it fails the run.
 log=$(mktemp)

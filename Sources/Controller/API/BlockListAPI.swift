@@ -12,15 +12,10 @@ extension ControllerAPI {
     static let maxPollBytes = 4096
 
     func poll(_ request: Request) async throws -> Response {
-        guard let bytes = try? await request.body.collect(upTo: Self.maxPollBytes) else {
-            return refuse(.init(status: 413, reason: "block-list poll larger than \(Self.maxPollBytes) bytes", counter: "oversized"),
-                          for: .poll)
-        }
-        let body = Array(bytes.readableBytesView)
-        let sensor: SensorRecord
-        switch try await authenticate(request, body: body, domain: BlockListProtocol.pollDomain, what: "block-list poll") {
-        case .failure(let refusal): return refuse(refusal, for: .poll)
-        case .success(let s): sensor = s
+        let sensor: SensorRecord, body: [UInt8]
+        switch try await signedBody(request, .poll, upTo: Self.maxPollBytes, domain: BlockListProtocol.pollDomain) {
+        case .failure(let refused): return refused.response
+        case .success(let (s, b)): (sensor, body) = (s, b)
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
               let held = JSONInteger.int64(object["revision"]), held >= 0,

@@ -98,15 +98,10 @@ struct ControllerAPI: Sendable {
     }
 
     func heartbeat(_ request: Request) async throws -> Response {
-        guard let body = try? await request.body.collect(upTo: ReportProtocol.maxHeartbeatBytes) else {
-            return refuse(.init(status: 413, reason: "heartbeat larger than \(ReportProtocol.maxHeartbeatBytes) bytes", counter: "oversized"),
-                          for: .heartbeat)
-        }
-        let bytes = Array(body.readableBytesView)
-        let sensor: SensorRecord
-        switch try await authenticate(request, body: bytes, domain: SignedEnvelope.heartbeatDomain, what: "heartbeat") {
-        case .failure(let refusal): return refuse(refusal, for: .heartbeat)
-        case .success(let s): sensor = s
+        let sensor: SensorRecord, bytes: [UInt8]
+        switch try await signedBody(request, .heartbeat, upTo: ReportProtocol.maxHeartbeatBytes, domain: SignedEnvelope.heartbeatDomain) {
+        case .failure(let refused): return refused.response
+        case .success(let (s, b)): (sensor, bytes) = (s, b)
         }
         let name = sensor.name
         let timestamp = Self.headerLookup(request)(ReportProtocol.timestampHeader).flatMap { Int64($0) } ?? 0
@@ -120,6 +115,27 @@ struct ControllerAPI: Sendable {
         await fleet.heartbeat(sensor: name, status: status, nowMillis: clock(), logger: logger)
         metrics.add("heartbeats")
         return Self.json(["ok": true])
+    }
+
+    /// A refused request's answer, already counted and logged.
+    struct Refused: Error {
+        let response: Response
+    }
+
+    /// Reads a signed request's body (at most `limit` bytes) and authenticates it: the
+    /// sensor that signed it and the exact bytes, or the refusal's answer.
+    func signedBody(_ request: Request, _ kind: SignedRequest, upTo limit: Int, domain: String) async throws
+        -> Result<(SensorRecord, [UInt8]), Refused> {
+        guard let collected = try? await request.body.collect(upTo: limit) else {
+            let what = kind == .poll ? "block-list poll" : kind.rawValue
+            return .failure(Refused(response: refuse(.init(status: 413, reason: "\(what) larger than \(limit) bytes", counter: "oversized"),
+                                                     for: kind)))
+        }
+        let body = Array(collected.readableBytesView)
+        switch try await authenticate(request, body: body, domain: domain, what: kind == .poll ? "block-list poll" : kind.rawValue) {
+        case .failure(let refusal): return .failure(Refused(response: refuse(refusal, for: kind)))
+        case .success(let sensor): return .success((sensor, body))
+        }
     }
 
     /// Checks a signed request without a sequence (heartbeat, block-list poll): a known,

@@ -12,94 +12,98 @@ extension ControllerAPI {
 
     func addOperatorRoutes(to router: Router<BasicRequestContext>) {
         router.get("/v1/sensors") { request, _ in try await authorized(request) { Self.json(try await sensorsJSON()) } }
-        router.get("/v1/events") { request, _ in
-            try await authorized(request) {
-                let sinceText = request.uri.queryParameters.get("since")
-                let since = sinceText.flatMap { Int64($0) }.flatMap(Bounds.duration)
-                if sinceText != nil, since == nil {
-                    return Self.json(["error": "since: \(Bounds.durationError)"], status: .badRequest)
-                }
-                // At most 100,000 events an answer: a bound on memory and time, not a page size.
-                let limit = min(max(request.uri.queryParameters.get("limit", as: Int.self) ?? 1000, 0), 100_000)
-                let from = since.map { clock() - $0 * 1000 } ?? 0
-                return try await Self.json(["events": store.events(since: from, limit: limit).map(Self.eventObject)])
-            }
+        router.get("/v1/events") { request, _ in try await authorized(request) { try await listEvents(request) } }
+        router.get("/v1/decisions") { request, _ in try await authorized(request) { try await listDecisions(request) } }
+        router.post("/v1/decisions") { request, _ in try await authorized(request) { try await ban(request) } }
+        router.delete("/v1/decisions") { request, _ in try await authorized(request) { try await unban(request) } }
+        router.get("/v1/allowlist") { request, _ in try await authorized(request) { try await listAllowlist() } }
+        router.post("/v1/allowlist") { request, _ in try await authorized(request) { try await allow(request) } }
+        router.delete("/v1/allowlist") { request, _ in try await authorized(request) { try await disallow(request) } }
+        router.get("/v1/fleet") { request, _ in try await authorized(request) { try await fleetStatus() } }
+    }
+
+    private func listEvents(_ request: Request) async throws -> Response {
+        let sinceText = request.uri.queryParameters.get("since")
+        let since = sinceText.flatMap { Int64($0) }.flatMap(Bounds.duration)
+        if sinceText != nil, since == nil {
+            return Self.json(["error": "since: \(Bounds.durationError)"], status: .badRequest)
         }
-        router.get("/v1/decisions") { request, _ in
-            try await authorized(request) {
-                let all = request.uri.queryParameters.get("all") != nil
-                let list = all ? try await store.recentDecisions(limit: 1000) : try await store.activeDecisions(now: clock() / 1000)
-                return Self.json(["decisions": list.map(Self.decisionObject)])
-            }
+        // At most 100,000 events an answer: a bound on memory and time, not a page size.
+        let limit = min(max(request.uri.queryParameters.get("limit", as: Int.self) ?? 1000, 0), 100_000)
+        let from = since.map { clock() - $0 * 1000 } ?? 0
+        return try await Self.json(["events": store.events(since: from, limit: limit).map(Self.eventObject)])
+    }
+
+    private func listDecisions(_ request: Request) async throws -> Response {
+        let all = request.uri.queryParameters.get("all") != nil
+        let list = all ? try await store.recentDecisions(limit: 1000) : try await store.activeDecisions(now: clock() / 1000)
+        return Self.json(["decisions": list.map(Self.decisionObject)])
+    }
+
+    private func ban(_ request: Request) async throws -> Response {
+        guard let (scope, seconds, reason) = try await scopeRequest(request) else {
+            return Self.json(["error": "expected {\"scope\": ADDRESS or PREFIX, \"duration\": seconds (0 = until unbanned, at most ten years), \"reason\"}"],
+                             status: .badRequest)
         }
-        router.post("/v1/decisions") { request, _ in
-            try await authorized(request) {
-                guard let (scope, seconds, reason) = try await scopeRequest(request) else {
-                    return Self.json(["error": "expected {\"scope\": ADDRESS or PREFIX, \"duration\": seconds (0 = until unbanned, at most ten years), \"reason\"}"],
-                                     status: .badRequest)
-                }
-                switch try await fleet.engine.decide(scope: scope, origin: .manual, reason: reason ?? "manual ban", duration: seconds,
-                                                     nowMillis: clock()) {
-                case .decided(let d, let revision):
-                    fleet.metrics.add("decided_manual")
-                    // Sensors' claims never veto an operator; the operator is told what overlaps.
-                    let overlaps = fleet.protected.claims(overlapping: scope, now: clock() / 1000).map(ProtectedRegistry.describe)
-                    return Self.json(["decision": Self.decisionObject(d), "revision": revision, "overlaps": overlaps])
-                case .alreadyCovered(let d): return Self.json(["decision": Self.decisionObject(d), "already_covered": true])
-                case .protected(let why), .allowlisted(let why), .knownPeer(let why): return Self.json(["error": why], status: .conflict)
-                }
-            }
+        switch try await fleet.engine.decide(scope: scope, origin: .manual, reason: reason ?? "manual ban", duration: seconds,
+                                             nowMillis: clock()) {
+        case .decided(let d, let revision):
+            fleet.metrics.add("decided_manual")
+            // Sensors' claims never veto an operator; the operator is told what overlaps.
+            let overlaps = fleet.protected.claims(overlapping: scope, now: clock() / 1000).map(ProtectedRegistry.describe)
+            return Self.json(["decision": Self.decisionObject(d), "revision": revision, "overlaps": overlaps])
+        case .alreadyCovered(let d): return Self.json(["decision": Self.decisionObject(d), "already_covered": true])
+        case .protected(let why), .allowlisted(let why), .knownPeer(let why): return Self.json(["error": why], status: .conflict)
         }
-        router.delete("/v1/decisions") { request, _ in
-            try await authorized(request) {
-                guard let text = request.uri.queryParameters.get("scope"), let scope = try? IPPrefix(parsing: text) else {
-                    return Self.json(["error": "expected ?scope=ADDRESS or PREFIX"], status: .badRequest)
-                }
-                return Self.json(["lifted": try await fleet.engine.unban(scope: scope, nowMillis: clock())])
-            }
+    }
+
+    private func unban(_ request: Request) async throws -> Response {
+        guard let scope = Self.scopeParameter(request) else {
+            return Self.json(["error": "expected ?scope=ADDRESS or PREFIX"], status: .badRequest)
         }
-        router.get("/v1/allowlist") { request, _ in
-            try await authorized(request) {
-                Self.json(["allowlist": try await store.allows(now: clock() / 1000).map {
-                    ["scope": $0.scope, "reason": $0.reason, "created_ms": $0.createdMs, "expires": $0.expires] as [String: Any]
-                }])
-            }
+        return Self.json(["lifted": try await fleet.engine.unban(scope: scope, nowMillis: clock())])
+    }
+
+    private func listAllowlist() async throws -> Response {
+        Self.json(["allowlist": try await store.allows(now: clock() / 1000).map {
+            ["scope": $0.scope, "reason": $0.reason, "created_ms": $0.createdMs, "expires": $0.expires] as [String: Any]
+        }])
+    }
+
+    private func allow(_ request: Request) async throws -> Response {
+        guard let (scope, seconds, reason) = try await scopeRequest(request) else {
+            return Self.json(["error": "expected {\"scope\", \"duration\" (0 = until removed), \"reason\"}"], status: .badRequest)
         }
-        router.post("/v1/allowlist") { request, _ in
-            try await authorized(request) {
-                guard let (scope, seconds, reason) = try await scopeRequest(request) else {
-                    return Self.json(["error": "expected {\"scope\", \"duration\" (0 = until removed), \"reason\"}"], status: .badRequest)
-                }
-                let lifted = try await fleet.engine.allow(scope: scope, seconds: seconds ?? 0, reason: reason ?? "allowlisted",
-                                                          nowMillis: clock())
-                return Self.json(["allowlisted": scope.description, "lifted": lifted])
-            }
+        let lifted = try await fleet.engine.allow(scope: scope, seconds: seconds ?? 0, reason: reason ?? "allowlisted",
+                                                  nowMillis: clock())
+        return Self.json(["allowlisted": scope.description, "lifted": lifted])
+    }
+
+    private func disallow(_ request: Request) async throws -> Response {
+        guard let scope = Self.scopeParameter(request) else {
+            return Self.json(["error": "expected ?scope=ADDRESS or PREFIX"], status: .badRequest)
         }
-        router.delete("/v1/allowlist") { request, _ in
-            try await authorized(request) {
-                guard let text = request.uri.queryParameters.get("scope"), let scope = try? IPPrefix(parsing: text) else {
-                    return Self.json(["error": "expected ?scope=ADDRESS or PREFIX"], status: .badRequest)
-                }
-                return Self.json(["removed": try await store.removeAllow(scope: scope.description)])
-            }
-        }
-        router.get("/v1/fleet") { request, _ in
-            try await authorized(request) {
-                let samples = fleet.metrics.samples.sorted()
-                let b = await fleet.correlation.breakerStatus(nowMillis: clock())
-                func pct(_ q: Double) -> Any { samples.isEmpty ? NSNull() : samples[min(samples.count - 1, Int(q * Double(samples.count)))] }
-                return Self.json([
-                    "revision": await fleet.hub.current,
-                    "time_to_enforce_seconds": ["count": samples.count, "p50": pct(0.5), "p99": pct(0.99)],
-                    "tracked_sources": await fleet.correlation.trackedSources,
-                    "breaker": ["open": b.open, "limit_per_minute": b.limitPerMinute, "refused": b.refused, "openings": b.openings],
-                    "protected": fleet.protected.allClaims(now: clock() / 1000).map {
-                        ["scope": $0.prefix.description, "kind": $0.kind.rawValue, "sensor": $0.sensor]
-                    },
-                    "sensors": try await sensorsJSON()["sensors"] ?? [],
-                ])
-            }
-        }
+        return Self.json(["removed": try await store.removeAllow(scope: scope.description)])
+    }
+
+    private static func scopeParameter(_ request: Request) -> IPPrefix? {
+        request.uri.queryParameters.get("scope").flatMap { try? IPPrefix(parsing: $0) }
+    }
+
+    private func fleetStatus() async throws -> Response {
+        let samples = fleet.metrics.samples.sorted()
+        let b = await fleet.correlation.breakerStatus(nowMillis: clock())
+        func pct(_ q: Double) -> Any { samples.isEmpty ? NSNull() : samples[min(samples.count - 1, Int(q * Double(samples.count)))] }
+        return Self.json([
+            "revision": await fleet.hub.current,
+            "time_to_enforce_seconds": ["count": samples.count, "p50": pct(0.5), "p99": pct(0.99)],
+            "tracked_sources": await fleet.correlation.trackedSources,
+            "breaker": ["open": b.open, "limit_per_minute": b.limitPerMinute, "refused": b.refused, "openings": b.openings],
+            "protected": fleet.protected.allClaims(now: clock() / 1000).map {
+                ["scope": $0.prefix.description, "kind": $0.kind.rawValue, "sensor": $0.sensor]
+            },
+            "sensors": try await sensorsJSON()["sensors"] ?? [],
+        ])
     }
 
     private func authorized(_ request: Request, _ body: () async throws -> Response) async throws -> Response {

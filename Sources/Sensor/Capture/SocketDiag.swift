@@ -71,8 +71,13 @@ enum SocketDiag {
         defer { close(fd) }
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let request = dumpRequest(family: family, proto: proto, states: states, peer: peer)
+        guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else { return nil }
+        return receiveEntries(fd)
+    }
 
-        // nlmsghdr (16) + inet_diag_req_v2 (56) [+ rtattr (4) + bytecode].
+    /// nlmsghdr (16) + inet_diag_req_v2 (56) [+ rtattr (4) + bytecode].
+    private static func dumpRequest(family: UInt8, proto: UInt8, states: UInt32, peer: PeerMatch?) -> [UInt8] {
         var request = [UInt8]()
         func u16(_ v: UInt16) { request += withUnsafeBytes(of: v) { Array($0) } }  // netlink: host byte order
         func u32(_ v: UInt32) { request += withUnsafeBytes(of: v) { Array($0) } }
@@ -102,8 +107,12 @@ enum SocketDiag {
             u16(UInt16(INET_DIAG_REQ_BYTECODE))
             request += bytecode
         }
-        guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else { return nil }
+        return request
+    }
 
+    /// The dump's answers up to NLMSG_DONE (nil on an error or a malformed message), at most
+    /// `maxSockets` entries.
+    private static func receiveEntries(_ fd: Int32) -> [Entry]? {
         var entries: [Entry] = []
         var buffer = [UInt8](repeating: 0, count: receiveBuffer)
         while entries.count < maxSockets {

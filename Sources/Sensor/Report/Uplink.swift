@@ -190,10 +190,6 @@ final class Uplink: @unchecked Sendable {
         }
     }
 
-    static func spoolFile(events: Int, body: [UInt8]) -> Data {
-        Data("{\"events\":\(events),\"v\":2}\n".utf8) + Data(body)
-    }
-
     /// Drops the oldest spooled batches until `bytes` more fit under the bound (under `condition`).
     private func makeRoom(for bytes: Int) {
         var files = Self.spooled(spoolDir)
@@ -229,52 +225,76 @@ final class Uplink: @unchecked Sendable {
                 continue
             }
             sendHeartbeatIfDue()
-            let result = send(batch)
-            switch result {
-            case .success(let reply) where reply.status == 200:
-                unlink(spoolDir + "/" + name)
-                condition.lock()
-                counts.deliveredBatches += 1
-                counts.deliveredEvents += batch.events
-                condition.unlock()
+            switch deliver(batch, name: name, lastError: lastError) {
+            case .delivered:
                 if lastError != nil { logger.notice("Controller reachable again; delivering the spool") }
                 lastError = nil
                 delay = Self.backoffFirst
                 continue
-            case .success(let reply) where reply.status == 400 || reply.status == 413:
-                // The batch itself is at fault: set it aside, go on with the rest.
-                quarantine(name, events: batch.events, why: "refused by the controller (\(reply.status)): \(Self.text(reply.body))")
+            case .handled:
                 continue
-            case .success(let reply) where reply.status == 409:
-                renumber(after: Self.lastSequence(reply.body))
-                continue
-            case .success(let reply) where (400..<500).contains(reply.status):
-                // Unknown sensor, revoked, bad signature: the controller's state can cause these.
-                // Keep everything and say what to do.
-                condition.lock(); counts.refusals += 1; condition.unlock()
-                let why = "controller refused batch \(batch.sequence) (\(reply.status)): \(Self.text(reply.body))"
-                if lastError != why {
-                    logger.error("\(why). The spool is kept (\(Self.spooled(spoolDir).count) batches) and retried; if this sensor was removed or the controller's database replaced, enroll it again: portsentry enroll URL TOKEN --ca-file FILE")
-                }
+            case .failed(let why, let atLeast):
                 lastError = why
-                delay = max(delay, 5)
-            case .success(let reply):
-                lastError = "HTTP \(reply.status)"
-            case .failure(let error):
-                lastError = error.description
+                delay = max(delay, atLeast)
             }
             if let lastError, delay == Self.backoffFirst {
                 logger.warning("Controller unreachable (\(lastError)); events are spooled and will be retried")
             }
-            // Exponential backoff with jitter, interrupted by shutdown.
-            let wait = delay * Double.random(in: 0.5...1.0)
-            delay = min(delay * 2, Self.backoffMax)
-            condition.lock()
-            if !stopping { _ = condition.wait(until: Date().addingTimeInterval(wait)) }
-            let give = stopping
-            condition.unlock()
-            if give { return }
+            if !backOff(&delay) { return }
         }
+    }
+
+    private enum DeliveryStep {
+        /// Stored by the controller: deleted here.
+        case delivered
+        /// Quarantined or renumbered: go on at once.
+        case handled
+        /// Kept; retry after at least `atLeast` seconds of backoff.
+        case failed(String, atLeast: Double)
+    }
+
+    /// Sends one spooled batch and settles its fate by the controller's answer.
+    private func deliver(_ batch: Spooled, name: String, lastError: String?) -> DeliveryStep {
+        switch send(batch) {
+        case .success(let reply) where reply.status == 200:
+            unlink(spoolDir + "/" + name)
+            condition.lock()
+            counts.deliveredBatches += 1
+            counts.deliveredEvents += batch.events
+            condition.unlock()
+            return .delivered
+        case .success(let reply) where reply.status == 400 || reply.status == 413:
+            // The batch itself is at fault: set it aside, go on with the rest.
+            quarantine(name, events: batch.events, why: "refused by the controller (\(reply.status)): \(Self.text(reply.body))")
+            return .handled
+        case .success(let reply) where reply.status == 409:
+            renumber(after: Self.lastSequence(reply.body))
+            return .handled
+        case .success(let reply) where (400..<500).contains(reply.status):
+            // Unknown sensor, revoked, bad signature: the controller's state can cause these.
+            // Keep everything and say what to do.
+            condition.lock(); counts.refusals += 1; condition.unlock()
+            let why = "controller refused batch \(batch.sequence) (\(reply.status)): \(Self.text(reply.body))"
+            if lastError != why {
+                logger.error("\(why). The spool is kept (\(Self.spooled(spoolDir).count) batches) and retried; if this sensor was removed or the controller's database replaced, enroll it again: portsentry enroll URL TOKEN --ca-file FILE")
+            }
+            return .failed(why, atLeast: 5)
+        case .success(let reply):
+            return .failed("HTTP \(reply.status)", atLeast: 0)
+        case .failure(let error):
+            return .failed(error.description, atLeast: 0)
+        }
+    }
+
+    /// Exponential backoff with jitter, interrupted by shutdown; false when stopping.
+    private func backOff(_ delay: inout Double) -> Bool {
+        let wait = delay * Double.random(in: 0.5...1.0)
+        delay = min(delay * 2, Self.backoffMax)
+        condition.lock()
+        if !stopping { _ = condition.wait(until: Date().addingTimeInterval(wait)) }
+        let give = stopping
+        condition.unlock()
+        return !give
     }
 
     /// Signs a spooled batch now and posts it.
@@ -348,39 +368,5 @@ final class Uplink: @unchecked Sendable {
         if case .success(let reply) = result, reply.status != 200 {
             logger.warning("Controller refused a heartbeat (\(reply.status))")
         }
-    }
-
-    // MARK: spool files
-
-    struct Spooled {
-        var sequence: UInt64
-        var events: Int
-        var body: [UInt8]
-    }
-
-    static func size(_ path: String) -> Int {
-        var st = stat()
-        return stat(path, &st) == 0 ? Int(st.st_size) : 0
-    }
-
-    static func name(_ sequence: UInt64) -> String {
-        let digits = String(sequence)
-        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".batch"
-    }
-
-    static func spooled(_ dir: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".batch") }.sorted()
-    }
-
-    /// A spool file, or nil when it is not a readable batch (empty, truncated, garbage, too large).
-    /// Files from older versions (signed when spooled) read the same: they are re-signed when sent.
-    static func read(_ path: String) -> Spooled? {
-        guard size(path) <= maxSpoolFileBytes, let data = FileManager.default.contents(atPath: path),
-              let newline = data.firstIndex(of: 0x0A),
-              let header = try? JSONSerialization.jsonObject(with: data[..<newline]) as? [String: Any],
-              let events = (header["events"] as? NSNumber)?.intValue, events > 0,
-              let sequence = UInt64((path as NSString).lastPathComponent.prefix(20)), sequence > 0,
-              newline + 1 < data.endIndex else { return nil }
-        return Spooled(sequence: sequence, events: events, body: Array(data[(newline + 1)...]))
     }
 }

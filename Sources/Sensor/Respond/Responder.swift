@@ -151,87 +151,97 @@ final class Responder {
         }
     }
 
+    /// What one DisposeTarget did: whether anything was tried, whether anything worked, and
+    /// whether a KILL_* action worked (those are remembered for good in BLOCKED_FILE).
+    private struct Disposal {
+        var attempted = false
+        var succeeded = false
+        var commandSucceeded = false
+
+        mutating func commandWorked() {
+            succeeded = true
+            commandSucceeded = true
+        }
+    }
+
     /// Portsentry's DisposeTarget, for the parts not yet done for this host: the native
     /// block and/or the KILL_* actions. True if any action succeeded.
     private func dispose(_ event: ScanEvent, mode: SensorConfig.BlockMode, native: Bool, commands: Bool, now: Int64) -> Bool {
         let ip = event.source.description
-        var succeeded = false
-        var attempted = false
-        let dry = config.dryRun ? "[dry run] " : ""
-        func command(_ template: String) -> String {
-            template.replacingAll("$TARGET$", with: ip).replacingAll("$PORT$", with: "\(event.port)")
-                .replacingAll("$MODE$", with: event.kind == .connect ? "connect" : "stealth")
-        }
-        var commandSucceeded = false
-        func runCommand(_ template: String, describe: (String) -> String) {
-            attempted = true
-            let cmd = command(template)
-            if config.dryRun {
-                logger.notice("attackalert: \(dry)\(describe(cmd))")
-                succeeded = true
-                commandSucceeded = true
-                return
-            }
-            let result = CommandRunner.shell(cmd, timeoutSeconds: config.killTimeout)
-            if result.succeeded {
-                logger.notice("attackalert: \(describe(cmd))")
-                succeeded = true
-                commandSucceeded = true
-            } else {
-                counters.failures += 1
-                logger.error("attackalert: command for host \(ip) failed (\(result.summary)): \"\(cmd)\"\(result.stderr.isEmpty ? "" : ": \(result.stderr)")")
-            }
-        }
+        var done = Disposal()
         let runFirst = config.killRunCmdFirst
         if commands, let cmd = config.killRunCmd, runFirst || mode == .runCommandOnly {
-            runCommand(cmd) { "External command run for host: \(ip) using command: \"\($0)\"" }
+            runCommand(cmd, for: event, &done) { "External command run for host: \(ip) using command: \"\($0)\"" }
         }
         var nativeBlock: Block? = nil
         if native {
-            nativeBlock = blockNatively(event, now: now, attempted: &attempted, succeeded: &succeeded)
+            nativeBlock = blockNatively(event, now: now, attempted: &done.attempted, succeeded: &done.succeeded)
         }
         if mode == .block, commands {
-            if let line = config.killHostsDeny {
-                attempted = true
-                let text = line.replacingAll("$TARGET$", with: event.source.isIPv4 ? ip : "[\(ip)]")
-                    .replacingAll("$PORT$", with: "\(event.port)")
-                if config.dryRun {
-                    logger.notice("attackalert: \(dry)Host \(ip) has been blocked via wrappers with string: \"\(text)\"")
-                    succeeded = true
-                    commandSucceeded = true
-                } else {
-                    do {
-                        switch try HostsDenyFile.add(line: text, to: config.hostsDenyFile) {
-                        case .added: logger.notice("attackalert: Host \(ip) has been blocked via wrappers with string: \"\(text)\"")
-                        case .alreadyPresent: logger.notice("Host \(ip) already in hosts.deny file, skipping.")
-                        }
-                        succeeded = true
-                        commandSucceeded = true
-                    } catch {
-                        counters.failures += 1
-                        logger.error("attackalert: cannot block \(ip) via wrappers: \(error.description)")
-                    }
-                }
-            }
+            if let line = config.killHostsDeny { addToHostsDeny(line, for: event, &done) }
             if let route = config.killRoute {
-                runCommand(route) { "Host \(ip) has been blocked via dropped route using command: \"\($0)\"" }
+                runCommand(route, for: event, &done) { "Host \(ip) has been blocked via dropped route using command: \"\($0)\"" }
             }
             if let cmd = config.killRunCmd, !runFirst {
-                runCommand(cmd) { "External command run for host: \(ip) using command: \"\($0)\"" }
+                runCommand(cmd, for: event, &done) { "External command run for host: \(ip) using command: \"\($0)\"" }
             }
         }
-        guard attempted else { return false }
-        if succeeded {
+        guard done.attempted else { return false }
+        if done.succeeded {
             counters.blocked += 1
             // Remembered so that nothing is done twice: the native block until it expires,
             // the KILL_* actions for good (Portsentry's BLOCKED_FILE).
             if let nativeBlock { try? blocks.insert(nativeBlock) }
-            if commandSucceeded { commandBlocks.add(event) }
+            if done.commandSucceeded { commandBlocks.add(event) }
         } else {
             logger.error("attackalert: Error during target dispose \(ip)/\(ip)!")
             onNotice?("Could not block \(ip): every configured action failed (see the log)")
         }
-        return succeeded
+        return done.succeeded
+    }
+
+    /// KILL_ROUTE or KILL_RUN_CMD with $TARGET$, $PORT$ and $MODE$ filled in, under KILL_TIMEOUT.
+    private func runCommand(_ template: String, for event: ScanEvent, _ done: inout Disposal, describe: (String) -> String) {
+        let ip = event.source.description
+        done.attempted = true
+        let cmd = template.replacingAll("$TARGET$", with: ip).replacingAll("$PORT$", with: "\(event.port)")
+            .replacingAll("$MODE$", with: event.kind == .connect ? "connect" : "stealth")
+        if config.dryRun {
+            logger.notice("attackalert: [dry run] \(describe(cmd))")
+            done.commandWorked()
+            return
+        }
+        let result = CommandRunner.shell(cmd, timeoutSeconds: config.killTimeout)
+        if result.succeeded {
+            logger.notice("attackalert: \(describe(cmd))")
+            done.commandWorked()
+        } else {
+            counters.failures += 1
+            logger.error("attackalert: command for host \(ip) failed (\(result.summary)): \"\(cmd)\"\(result.stderr.isEmpty ? "" : ": \(result.stderr)")")
+        }
+    }
+
+    /// KILL_HOSTS_DENY: the line, with $TARGET$ (IPv6 in brackets) and $PORT$, added once.
+    private func addToHostsDeny(_ line: String, for event: ScanEvent, _ done: inout Disposal) {
+        let ip = event.source.description
+        done.attempted = true
+        let text = line.replacingAll("$TARGET$", with: event.source.isIPv4 ? ip : "[\(ip)]")
+            .replacingAll("$PORT$", with: "\(event.port)")
+        if config.dryRun {
+            logger.notice("attackalert: [dry run] Host \(ip) has been blocked via wrappers with string: \"\(text)\"")
+            done.commandWorked()
+            return
+        }
+        do {
+            switch try HostsDenyFile.add(line: text, to: config.hostsDenyFile) {
+            case .added: logger.notice("attackalert: Host \(ip) has been blocked via wrappers with string: \"\(text)\"")
+            case .alreadyPresent: logger.notice("Host \(ip) already in hosts.deny file, skipping.")
+            }
+            done.commandWorked()
+        } catch {
+            counters.failures += 1
+            logger.error("attackalert: cannot block \(ip) via wrappers: \(error.description)")
+        }
     }
 
     private func blockNatively(_ event: ScanEvent, now: Int64, attempted: inout Bool, succeeded: inout Bool) -> Block? {

@@ -1,4 +1,4 @@
-package import PortsentryShared
+import PortsentryShared
 
 /// Decodes link, network and transport headers from a captured frame.
 ///

@@ -31,24 +31,14 @@ public enum Ed25519 {
                 throw Failure("OpenSSL: key generation failed")
             }
             defer { EVP_PKEY_free(key) }
-            var out = [UInt8](repeating: 0, count: keyBytes)
-            var length = keyBytes
-            guard EVP_PKEY_get_raw_private_key(key, &out, &length) == 1, length == keyBytes else {
-                throw Failure("OpenSSL: cannot export the private key")
-            }
-            return try PrivateKey(raw: out)
+            return try PrivateKey(raw: exportRaw(key, "cannot export the private key", EVP_PKEY_get_raw_private_key))
         }
 
         public var publicKey: PublicKey {
             get throws(Failure) {
                 let key = try pkey()
                 defer { EVP_PKEY_free(key) }
-                var out = [UInt8](repeating: 0, count: keyBytes)
-                var length = keyBytes
-                guard EVP_PKEY_get_raw_public_key(key, &out, &length) == 1, length == keyBytes else {
-                    throw Failure("OpenSSL: cannot derive the public key")
-                }
-                return try PublicKey(raw: out)
+                return try PublicKey(raw: exportRaw(key, "cannot derive the public key", EVP_PKEY_get_raw_public_key))
             }
         }
 
@@ -109,4 +99,13 @@ public enum SHA256 {
         }
         return out
     }
+}
+
+/// A key's 32 raw bytes through one of OpenSSL's raw exports (private or public).
+private func exportRaw(_ key: OpaquePointer, _ failure: String,
+                       _ export: (OpaquePointer?, UnsafeMutablePointer<UInt8>?, UnsafeMutablePointer<Int>?) -> Int32) throws(Ed25519.Failure) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: Ed25519.keyBytes)
+    var length = Ed25519.keyBytes
+    guard export(key, &out, &length) == 1, length == Ed25519.keyBytes else { throw Ed25519.Failure("OpenSSL: \(failure)") }
+    return out
 }
