@@ -68,6 +68,7 @@ package enum PacketParser {
 
     // MARK: IPv4
 
+    @inline(__always)
     package static func ipv4(_ p: UnsafeRawPointer, _ captured: Int) -> ParseResult {
         guard captured >= 20 else { return .skipped(.truncated) }
         let vihl = u8(p, 0)

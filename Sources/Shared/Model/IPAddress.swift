@@ -15,14 +15,18 @@ public struct IPAddress: Hashable, Comparable, Sendable {
     public var high: UInt64
     public var low: UInt64
 
-    static let mappedPrefix: UInt64 = 0x0000_FFFF_0000_0000
+    // Inlinable (not `static let`): the parser and detector build and compare addresses on
+    // every packet, from another module.
+    @inlinable static var mappedPrefix: UInt64 { 0x0000_FFFF_0000_0000 }
 
+    @inlinable
     public init(high: UInt64, low: UInt64) {
         self.high = high
         self.low = low
     }
 
     /// An IPv4 address from its host-order integer value (`0x7f000001` is 127.0.0.1).
+    @inlinable
     public init(ipv4 value: UInt32) {
         self.init(high: 0, low: Self.mappedPrefix | UInt64(value))
     }
@@ -41,9 +45,11 @@ public struct IPAddress: Hashable, Comparable, Sendable {
                   low: UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
     }
 
-    public static let unspecified = IPAddress(high: 0, low: 0)
+    @inlinable public static var unspecified: IPAddress { IPAddress(high: 0, low: 0) }
 
-    public var isIPv4: Bool { high == 0 && (low & 0xFFFF_FFFF_0000_0000) == Self.mappedPrefix }
+    @inlinable public static func == (a: IPAddress, b: IPAddress) -> Bool { a.high == b.high && a.low == b.low }
+
+    @inlinable public var isIPv4: Bool { high == 0 && (low & 0xFFFF_FFFF_0000_0000) == Self.mappedPrefix }
 
     /// The IPv4 value in host order; only meaningful when `isIPv4`.
     public var ipv4Value: UInt32 { UInt32(truncatingIfNeeded: low) }

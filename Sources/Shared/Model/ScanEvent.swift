@@ -9,20 +9,23 @@ public enum TransportProtocol: UInt8, Sendable, Codable, CustomStringConvertible
 /// TCP header flag bits (RFC 9293), as they appear in byte 13 of the header.
 public struct TCPFlags: OptionSet, Hashable, Sendable, Codable {
     public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
 
-    public static let fin = TCPFlags(rawValue: 0x01)
-    public static let syn = TCPFlags(rawValue: 0x02)
-    public static let rst = TCPFlags(rawValue: 0x04)
-    public static let psh = TCPFlags(rawValue: 0x08)
-    public static let ack = TCPFlags(rawValue: 0x10)
-    public static let urg = TCPFlags(rawValue: 0x20)
-    public static let ece = TCPFlags(rawValue: 0x40)
-    public static let cwr = TCPFlags(rawValue: 0x80)
+    // Computed and inlinable, not `static let`: a stored global in another module is reached
+    // through a lazy-initialisation accessor on every use, and the parser and detector test
+    // these flags on every packet.
+    @inlinable public static var fin: TCPFlags { TCPFlags(rawValue: 0x01) }
+    @inlinable public static var syn: TCPFlags { TCPFlags(rawValue: 0x02) }
+    @inlinable public static var rst: TCPFlags { TCPFlags(rawValue: 0x04) }
+    @inlinable public static var psh: TCPFlags { TCPFlags(rawValue: 0x08) }
+    @inlinable public static var ack: TCPFlags { TCPFlags(rawValue: 0x10) }
+    @inlinable public static var urg: TCPFlags { TCPFlags(rawValue: 0x20) }
+    @inlinable public static var ece: TCPFlags { TCPFlags(rawValue: 0x40) }
+    @inlinable public static var cwr: TCPFlags { TCPFlags(rawValue: 0x80) }
 
     /// The six classic flags; ECE/CWR only negotiate congestion signalling (an ECN
     /// SYN from a Linux client carries them) and say nothing about the scan type.
-    public var classic: TCPFlags { intersection(TCPFlags(rawValue: 0x3F)) }
+    @inlinable public var classic: TCPFlags { TCPFlags(rawValue: rawValue & 0x3F) }
 }
 
 /// What a probe was. The labels of the classic kinds are Portsentry 2.x's, byte for byte,
