@@ -77,6 +77,10 @@ extension EndToEnd {
                 #expect(((try? FileManager.default.contentsOfDirectory(atPath: spool + "/quarantine")) ?? []).count == 1, "garbage set aside, not deleted")
                 var s = try status()
                 #expect(s["quarantined_batches"] as? Int == 1 && s["dropped_events"] as? Int == 0 && s["delivered_events"] as? Int == 7, "\(s)")
+                // One kept connection (and TLS session) for the spool's batches and the heartbeats,
+                // not one handshake a request.
+                let answered = s["answered"] as? Int ?? 0, opened = s["connections_opened"] as? Int ?? 0
+                #expect(answered >= 2 && opened >= 1 && opened < answered, "connections \(opened) for \(answered) answered requests")
                 #expect(lab.read(logs.last!).contains("quarantined"))
 
                 // A rewound sequence file (valid, but below what the controller holds): the

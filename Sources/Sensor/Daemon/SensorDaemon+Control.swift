@@ -153,7 +153,8 @@ extension SensorDaemon {
                 return ["sealed_events": c.sealedEvents, "delivered_events": c.deliveredEvents, "quarantined_events": c.quarantinedEvents,
                         "dropped_events": c.droppedEvents, "sealed_batches": c.sealedBatches, "delivered_batches": c.deliveredBatches,
                         "quarantined_batches": c.quarantinedBatches, "dropped_batches": c.droppedBatches, "refusals": c.refusals,
-                        "renumbered": c.renumbered, "spool_batches": backlog.batches, "spool_bytes": backlog.bytes]
+                        "renumbered": c.renumbered, "spool_batches": backlog.batches, "spool_bytes": backlog.bytes,
+                        "answered": c.answered, "connections_opened": c.connectionsOpened]
             } ?? ["enrolled": false],
         ]
     }

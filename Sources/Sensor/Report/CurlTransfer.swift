@@ -3,8 +3,8 @@ import Foundation
 import Logging
 import PortsentryShared
 
-/// One libcurl transfer per call: SMTP (smtp:// with optional STARTTLS, smtps://, AUTH) and
-/// HTTP(S) POST. Returns nil on success or what went wrong.
+/// libcurl transfers: SMTP (smtp:// with optional STARTTLS, smtps://, AUTH) and HTTP(S) POST.
+/// A `Connection` keeps one handle (and its connection) across the controller's transfers.
 enum CurlTransfer {
     private final class Upload {
         let bytes: [UInt8]
@@ -46,6 +46,19 @@ enum CurlTransfer {
         var body: [UInt8]
         /// The pin (`sha256//BASE64`) of the certificate the server presented, when asked for.
         var serverPin: String? = nil
+        /// Connections this transfer had to open (0: it reused one, TLS session and all).
+        var newConnections = 0
+    }
+
+    /// One libcurl easy handle kept across transfers, so its connection (and TLS session)
+    /// to the controller is reused: a batch, poll or heartbeat then costs no new handshake.
+    /// libcurl reuses a connection only for a transfer with the same TLS settings (CA file,
+    /// pinned key), so the pin is checked on every connection that is made.
+    /// Used by one thread at a time (the uplink's delivery thread, the fleet poller).
+    final class Connection: @unchecked Sendable {
+        fileprivate let handle: UnsafeMutableRawPointer?
+        init() { handle = curl_easy_init() }
+        deinit { if let handle { curl_easy_cleanup(handle) } }
     }
 
     /// An HTTPS POST to a pinned server: the CA file verifies the certificate, and `pin`
@@ -53,9 +66,16 @@ enum CurlTransfer {
     /// transport error (nothing was received). With `wantServerPin` the reply also carries the
     /// pin of the certificate the server presented on this very connection.
     static func post(url: String, body: [UInt8], headers: [String], caFile: String?, pin: String?,
-                     timeout: Int, limit: Int = 1 << 20, wantServerPin: Bool = false) -> Result<Reply, TransferError> {
-        guard let curl = curl_easy_init() else { return .failure(TransferError(description: "libcurl: cannot create a handle")) }
-        defer { curl_easy_cleanup(curl) }
+                     timeout: Int, limit: Int = 1 << 20, wantServerPin: Bool = false,
+                     reusing connection: Connection? = nil) -> Result<Reply, TransferError> {
+        let owned = connection == nil
+        guard let curl = connection?.handle ?? curl_easy_init() else {
+            return .failure(TransferError(description: "libcurl: cannot create a handle"))
+        }
+        // A kept handle starts from no options; its connection cache stays.
+        if !owned { curl_easy_reset(curl) }
+        // Reset after use too: the handle keeps no pointer to this call's headers or sink.
+        defer { if owned { curl_easy_cleanup(curl) } else { curl_easy_reset(curl) } }
         var list: UnsafeMutablePointer<curl_slist>? = nil
         for h in headers + ["Content-Type: application/json", "User-Agent: portsentry/\(sensorVersion)", "Expect:"] {
             list = curl_slist_append(list, h)
@@ -79,9 +99,11 @@ enum CurlTransfer {
         guard rc == CURLE_OK else {
             return .failure(TransferError(description: String(cString: curl_easy_strerror(rc)) + " (curl error \(rc.rawValue))"))
         }
-        var status = 0
+        var status = 0, connects = 0
         ccurl_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)
-        return .success(Reply(status: status, body: sink.bytes, serverPin: wantServerPin ? serverPin(curl) : nil))
+        ccurl_getinfo_long(curl, CURLINFO_NUM_CONNECTS, &connects)
+        return .success(Reply(status: status, body: sink.bytes, serverPin: wantServerPin ? serverPin(curl) : nil,
+                              newConnections: connects))
     }
 
     /// The pin of the server's own (first) certificate from libcurl's certificate info.

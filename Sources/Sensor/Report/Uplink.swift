@@ -46,6 +46,9 @@ final class Uplink: @unchecked Sendable {
         var refusals = 0
         /// Batches renumbered after the controller said their sequence was already used.
         var renumbered = 0
+        /// Requests the controller answered (batches and heartbeats), and the connections they
+        /// had to open: far fewer connections than answers means the connection is reused.
+        var answered = 0, connectionsOpened = 0
 
         var canonical: CanonicalJSON {
             .object([
@@ -54,11 +57,14 @@ final class Uplink: @unchecked Sendable {
                 "quarantined_batches": .int(Int64(quarantinedBatches)), "quarantined_events": .int(Int64(quarantinedEvents)),
                 "dropped_batches": .int(Int64(droppedBatches)), "dropped_events": .int(Int64(droppedEvents)),
                 "refusals": .int(Int64(refusals)), "renumbered": .int(Int64(renumbered)),
+                "answered": .int(Int64(answered)), "connections_opened": .int(Int64(connectionsOpened)),
             ])
         }
     }
 
     private let enrollment: Enrollment
+    /// The delivery thread's handle: batches and heartbeats share one connection.
+    private let connection = CurlTransfer.Connection()
     private let key: Ed25519.PrivateKey
     private let spoolDir: String
     private let quarantineDir: String
@@ -304,13 +310,26 @@ final class Uplink: @unchecked Sendable {
                                                  timestampMillis: millis, key: key) else {
             return .failure(CurlTransfer.TransferError(description: "cannot sign batch \(batch.sequence)"))
         }
-        return CurlTransfer.post(url: enrollment.url + ReportProtocol.eventsPath, body: batch.body, headers: [
+        return post(ReportProtocol.eventsPath, body: batch.body, headers: [
             "\(ReportProtocol.sensorHeader): \(enrollment.sensor)",
             "\(ReportProtocol.sequenceHeader): \(batch.sequence)",
             "\(ReportProtocol.timestampHeader): \(millis)",
             "\(ReportProtocol.digestHeader): \(Hex.encode(env.bodyDigest))",
             "\(ReportProtocol.signatureHeader): \(Hex.encode(env.signature))",
-        ], caFile: enrollment.caFile, pin: enrollment.pin, timeout: 10)
+        ])
+    }
+
+    /// A POST to the controller over the delivery thread's kept connection, counted.
+    private func post(_ path: String, body: [UInt8], headers: [String]) -> Result<CurlTransfer.Reply, CurlTransfer.TransferError> {
+        let result = CurlTransfer.post(url: enrollment.url + path, body: body, headers: headers, caFile: enrollment.caFile,
+                                       pin: enrollment.pin, timeout: 10, reusing: connection)
+        if case .success(let reply) = result {
+            condition.lock()
+            counts.answered += 1
+            counts.connectionsOpened += reply.newConnections
+            condition.unlock()
+        }
+        return result
     }
 
     /// Moves a spool file aside (never deleted: an operator can look at it), logs and counts it.
@@ -359,12 +378,12 @@ final class Uplink: @unchecked Sendable {
         lastHeartbeatMillis = millis
         guard let env = try? SignedEnvelope.sign(body: body, sensorID: enrollment.sensor, sequence: 0, timestampMillis: millis,
                                                  key: key, domain: SignedEnvelope.heartbeatDomain) else { return }
-        let result = CurlTransfer.post(url: enrollment.url + ReportProtocol.heartbeatPath, body: body, headers: [
+        let result = post(ReportProtocol.heartbeatPath, body: body, headers: [
             "\(ReportProtocol.sensorHeader): \(enrollment.sensor)",
             "\(ReportProtocol.timestampHeader): \(millis)",
             "\(ReportProtocol.digestHeader): \(Hex.encode(env.bodyDigest))",
             "\(ReportProtocol.signatureHeader): \(Hex.encode(env.signature))",
-        ], caFile: enrollment.caFile, pin: enrollment.pin, timeout: 10)
+        ])
         if case .success(let reply) = result, reply.status != 200 {
             logger.warning("Controller refused a heartbeat (\(reply.status))")
         }

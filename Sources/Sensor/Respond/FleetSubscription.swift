@@ -21,6 +21,8 @@ import SensorCore
 /// out of the kernel at once (and the nftables chain accepts established sessions on
 /// PROTECT_PORTS before the fleet sets, so the session never drops in between).
 final class FleetSubscription: @unchecked Sendable {
+    /// The poll thread's handle: one connection to the controller, kept between polls.
+    private let connection = CurlTransfer.Connection()
     static let backoffFirst = 0.5
     static let backoffMax = 10.0
     /// The poll is held open by the controller for up to this long.
@@ -176,7 +178,8 @@ final class FleetSubscription: @unchecked Sendable {
             "\(ReportProtocol.timestampHeader): \(millis)",
             "\(ReportProtocol.digestHeader): \(Hex.encode(env.bodyDigest))",
             "\(ReportProtocol.signatureHeader): \(Hex.encode(env.signature))",
-        ], caFile: enrollment.caFile, pin: enrollment.pin, timeout: Self.pollWaitSeconds + 15, limit: BlockListProtocol.maxUpdateBytes)
+        ], caFile: enrollment.caFile, pin: enrollment.pin, timeout: Self.pollWaitSeconds + 15, limit: BlockListProtocol.maxUpdateBytes,
+                                       reusing: connection)
         switch result {
         case .failure(let error): return .failed("controller unreachable (\(error.description))")
         case .success(let reply) where reply.status == 200:
