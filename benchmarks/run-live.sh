@@ -176,6 +176,10 @@ UDP_PORTS="$UDP_PORTS"
 HISTORY_FILE="$2"
 BLOCK_TCP="0"
 BLOCK_UDP="0"
+# The run's own state and control socket, never /var/lib/portsentry or /run/portsentry on
+# the machine itself (the namespaces share its file system).
+STATE_DIR="$(dirname "$1")/state"
+CONTROL_SOCKET="$(dirname "$1")/run/control.sock"
 EOF
 }
 
@@ -216,6 +220,7 @@ keep_logs() {  # DIR NAME: copy a run's files to benchmarks/work/live/NAME (boun
     local dst="$LOGS/$2" f
     rm -rf "$dst"; mkdir -p "$dst"
     for f in "$1"/*; do
+        [ -f "$f" ] || continue  # the run's state and socket directories are not logs
         if [ "$(fsize "$f")" -gt 20000000 ]; then
             { head -c 10000000 "$f"; printf '\n[... %s bytes cut by run-live.sh ...]\n' "$(fsize "$f")"; tail -c 10000000 "$f"; } >"$dst/$(basename "$f")"
         else

@@ -126,13 +126,13 @@ struct ControllerAPI: Sendable {
     /// sensor that signed it and the exact bytes, or the refusal's answer.
     func signedBody(_ request: Request, _ kind: SignedRequest, upTo limit: Int, domain: String) async throws
         -> Result<(SensorRecord, [UInt8]), Refused> {
+        let what = kind.name.lowercased()  // "heartbeat", "block-list poll"
         guard let collected = try? await request.body.collect(upTo: limit) else {
-            let what = kind == .poll ? "block-list poll" : kind.rawValue
             return .failure(Refused(response: refuse(.init(status: 413, reason: "\(what) larger than \(limit) bytes", counter: "oversized"),
                                                      for: kind)))
         }
         let body = Array(collected.readableBytesView)
-        switch try await authenticate(request, body: body, domain: domain, what: kind == .poll ? "block-list poll" : kind.rawValue) {
+        switch try await authenticate(request, body: body, domain: domain, what: what) {
         case .failure(let refusal): return .failure(Refused(response: refuse(refusal, for: kind)))
         case .success(let sensor): return .success((sensor, body))
         }

@@ -68,13 +68,13 @@ enum CurlTransfer {
     static func post(url: String, body: [UInt8], headers: [String], caFile: String?, pin: String?,
                      timeout: Int, limit: Int = 1 << 20, wantServerPin: Bool = false,
                      reusing connection: Connection? = nil) -> Result<Reply, TransferError> {
-        let owned = connection == nil
+        // Without a kept handle (none given, or it could not be made) this call owns a fresh one.
+        let owned = connection?.handle == nil
         guard let curl = connection?.handle ?? curl_easy_init() else {
             return .failure(TransferError(description: "libcurl: cannot create a handle"))
         }
-        // A kept handle starts from no options; its connection cache stays.
-        if !owned { curl_easy_reset(curl) }
-        // Reset after use too: the handle keeps no pointer to this call's headers or sink.
+        // A kept handle is reset after each use: it keeps its connection cache, but no option
+        // and no pointer to this call's headers or sink.
         defer { if owned { curl_easy_cleanup(curl) } else { curl_easy_reset(curl) } }
         var list: UnsafeMutablePointer<curl_slist>? = nil
         for h in headers + ["Content-Type: application/json", "User-Agent: portsentry/\(sensorVersion)", "Expect:"] {
