@@ -128,7 +128,9 @@ import Testing
             _ = try await store.enroll(tokenHash: Data([UInt8(n)]), publicKey: Data(count: 32), now: now / 1000, version: "t")
             var report = ProtectionReport()
             report.addresses = [IPAddress("10.0.0.\(n)")!]
-            let status = CanonicalJSON.object(["protection": report.canonical]).text
+            var heartbeat = Heartbeat()
+            heartbeat.protection = report
+            let status = String(decoding: WireJSON.encode(heartbeat), as: UTF8.self)
             #expect(try await store.heartbeat(sensor: "h\(n)", timestampMillis: now, version: "t", status: status, now: now / 1000))
         }
         var events = (1...4).map { CorrelationTests.event("h\($0)", "198.51.100.20", "10.0.0.\($0)", port: 79, id: $0) }

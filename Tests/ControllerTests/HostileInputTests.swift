@@ -19,7 +19,7 @@ import Testing
                 #expect(try await api.call(client, .get, "/v1/events?since=\(since)").0 == 400, "since=\(since)")
             }
             #expect(try await api.call(client, .get, "/v1/events?since=60&limit=-5").0 == 200)
-            for duration in ["9223372036854775807", "-9223372036854775808", "1e300", "-1", "315360001", "\"600\""] {
+            for duration in ["9223372036854775807", "-9223372036854775808", "1e300", "-1", "315360001", "\"600\"", "1.5"] {
                 let body = #"{"scope":"198.51.100.7","duration":\#(duration)}"#
                 #expect(try await api.call(client, .post, "/v1/decisions", body: body).0 == 400, "decision duration \(duration)")
                 #expect(try await api.call(client, .post, "/v1/allowlist", body: body).0 == 400, "allowlist duration \(duration)")

@@ -22,8 +22,7 @@ import Testing
     /// A signed poll sent at `at` (ms; each poll must be newer than the last).
     func poll(_ client: some TestClientProtocol, key: Ed25519.PrivateKey, revision: Int64, digest: String,
               at: Int64) async throws -> (Int, [UInt8]) {
-        let body = CanonicalJSON.object(["revision": .int(revision), "digest": .string(digest), "applied_ms": .int(IngestTests.now),
-                                         "wait": .int(0)]).bytes
+        let body = WireJSON.encode(PollRequest(revision: revision, digest: digest, appliedMillis: IngestTests.now, wait: 0))
         let env = try SignedEnvelope.sign(body: body, sensorID: "web-1", sequence: 0, timestampMillis: at, key: key,
                                           domain: BlockListProtocol.pollDomain)
         var h = IngestTests.headers(env)

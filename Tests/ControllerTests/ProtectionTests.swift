@@ -93,7 +93,9 @@ import Testing
         #expect(r.update(sensor: "s1", status: #"{"version":"x"}"#, now: Self.now) == nil)
         #expect(r.ownAddresses(of: "s1") != nil, "earlier claims stay")
         // The heartbeat body's own form, as the sensor sends it.
-        let body = CanonicalJSON.object(["protection": Self.report(2).canonical]).text
+        var heartbeat = Heartbeat()
+        heartbeat.protection = Self.report(2)
+        let body = String(decoding: WireJSON.encode(heartbeat), as: UTF8.self)
         #expect(r.update(sensor: "s2", status: body, now: Self.now) != nil)
         #expect(r.ownAddresses(of: "s2")?.contains(Self.address("10.0.2.5")) == true)
     }

@@ -23,11 +23,11 @@ import Testing
         #expect(try await store.accept(sensor: "r1", sequence: 1, events: (0..<30).map { event($0, receivedAt: now - 40 * day) }, now: now / 1000))
         #expect(try await store.accept(sensor: "r1", sequence: 2, events: (30..<35).map { event($0, receivedAt: now - day) }, now: now / 1000))
         // Three revisions long ago, one recent; a decision that ended long ago, one active.
-        let old = DecisionRecord(id: nil, scope: "198.51.100.1", origin: "manual", reason: "t", createdMs: now - 400 * day,
+        let old = DecisionRecord(id: nil, scope: "198.51.100.1", origin: .manual, reason: "t", createdMs: now - 400 * day,
                                  expires: (now - 399 * day) / 1000, revoked: false, offense: 1, events: "[]")
         _ = try await store.commit(LedgerWrite(insert: [old], changes: [("198.51.100.1", old.expires)], createdMs: now - 400 * day))
         _ = try await store.commit(LedgerWrite(changes: [("198.51.100.2", 0), ("198.51.100.1", -1)], createdMs: now - 20 * day))
-        let active = DecisionRecord(id: nil, scope: "198.51.100.3", origin: "manual", reason: "t", createdMs: now - day,
+        let active = DecisionRecord(id: nil, scope: "198.51.100.3", origin: .manual, reason: "t", createdMs: now - day,
                                     expires: 0, revoked: false, offense: 1, events: "[]")
         _ = try await store.commit(LedgerWrite(insert: [active], changes: [("198.51.100.3", 0)], createdMs: now - day))
         let (current, _) = try await store.currentRevision()

@@ -80,6 +80,21 @@ import Testing
         #expect(throws: FleetSubscription.StateError.self) { try FleetSubscription.decodeState("{\"revision\":1}") }
     }
 
+    /// A state file written by the previous version (hand-built canonical JSON) still reads,
+    /// checksum included, and this version writes the same bytes for the same state.
+    @Test func stateFilesOfThePreviousFormatStillRead() throws {
+        let state = #"{"entries":[{"expires":0,"prefix":"198.51.100.7"},{"expires":1900000000,"prefix":"2001:db8::/48"}],"issued_ms":5,"revision":3}"#
+        let file = #"{"sha256":""# + Hex.encode(SHA256.digest(Array(state.utf8))) + #"","state":"# + state + "}"
+        let decoded = try FleetSubscription.decodeState(file)
+        #expect(decoded.revision == 3 && decoded.issuedMillis == 5)
+        #expect(decoded.entries == [prefix("198.51.100.7"): 0, prefix("2001:db8::/48"): 1_900_000_000])
+        #expect(String(decoding: FleetSubscription.encodeState(decoded), as: UTF8.self) == file)
+        // One changed digit in the state: refused by the checksum, not half-read.
+        #expect(throws: FleetSubscription.StateError.self) {
+            try FleetSubscription.decodeState(file.replacingOccurrences(of: "1900000000", with: "1900000001"))
+        }
+    }
+
     @Test func entriesCoveringTheIgnoreFileOrANewSessionAreNotEnforcedHere() throws {
         defer { try? FileManager.default.removeItem(at: directory) }
         let firewall = DryRunFirewall()

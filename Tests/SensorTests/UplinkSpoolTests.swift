@@ -17,7 +17,9 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pst-spool-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let key = try Ed25519.PrivateKey.generate()
-        let bound = 200 << 10  // room for two batches of 500 events
+        // Room for two batches of 500 events (a spool file is the body plus a short header line).
+        let batchBytes = ReportProtocol.body(events: (0..<500).map(Self.event)).count + 100
+        let bound = batchBytes * 5 / 2
         let uplink = try Uplink(enrollment: Self.enrollment, key: key, stateDir: dir, maxSpoolBytes: bound, logger: .init(label: "t"))
         for i in 0..<5000 { uplink.add(Self.event(i), now: Int64(i)) }  // 10 full batches of 500
         uplink.stop()

@@ -23,19 +23,31 @@ import Testing
     }
 }
 
-/// Integers in signed JSON are taken exactly or not at all.
-@Suite struct JSONIntegerTests {
-    func parsed(_ text: String) throws -> Any? {
-        (try JSONSerialization.jsonObject(with: Data("{\"v\":\(text)}".utf8)) as? [String: Any])?["v"]
+/// Integers in wire messages are taken exactly or not at all.
+@Suite struct WireIntegerTests {
+    struct Holder: Decodable { var v: Int64 }
+
+    func parsed(_ text: String) -> Int64? {
+        try? WireJSON.decode(Holder.self, from: Array("{\"v\":\(text)}".utf8)).v
     }
 
-    @Test func exactOrNothing() throws {
-        #expect(JSONInteger.int64(try parsed("9007199254740993")) == 9_007_199_254_740_993)   // 2^53 + 1
-        #expect(JSONInteger.int64(try parsed("9223372036854775807")) == Int64.max)
-        #expect(JSONInteger.int64(try parsed("-5")) == -5)
-        #expect(JSONInteger.int64(try parsed("1.5")) == nil)
-        #expect(JSONInteger.int64(try parsed("1e30")) == nil)
-        #expect(JSONInteger.int64(try parsed("\"7\"")) == nil)
-        #expect(JSONInteger.int64(nil) == nil)
+    @Test func exactOrNothing() {
+        #expect(parsed("9007199254740993") == 9_007_199_254_740_993)   // 2^53 + 1
+        #expect(parsed("9223372036854775807") == Int64.max)
+        #expect(parsed("-5") == -5)
+        #expect(parsed("9223372036854775808") == nil)
+        #expect(parsed("1.5") == nil)
+        #expect(parsed("1e30") == nil)
+        #expect(parsed("\"7\"") == nil)
+        #expect(parsed("null") == nil)
+    }
+
+    @Test func refusalsNameTheField() {
+        struct Outer: Decodable { var inner: [Holder] }
+        #expect(throws: WireJSON.Malformed("inner.[1].v has the wrong type")) {
+            try WireJSON.decode(Outer.self, from: Array(#"{"inner":[{"v":1},{"v":"x"}]}"#.utf8))
+        }
+        #expect(throws: WireJSON.Malformed("inner missing")) { try WireJSON.decode(Outer.self, from: Array("{}".utf8)) }
+        #expect(throws: WireJSON.Malformed("not JSON")) { try WireJSON.decode(Outer.self, from: Array("{".utf8)) }
     }
 }

@@ -46,20 +46,21 @@ import Testing
         #expect(throws: Ed25519.Failure.self) { try Ed25519.PrivateKey(raw: [1, 2, 3]) }
     }
 
-    @Test func canonicalJSONIsByteExact() {
-        let value = CanonicalJSON.object([
-            "b": .array([.int(-1), .bool(true), .null]),
-            "a": .string("q\"\\\n\u{1}é"),
-            "B": .object([:]),
-        ])
-        #expect(value.text == #"{"B":{},"a":"q\"\\\n\u0001é","b":[-1,true,null]}"#)
+    @Test func wireBytesAreSortedAndCompact() {
+        struct Sample: Encodable { var b: [Int64]; var a: String; var B: [String: Int] }
+        let text = String(decoding: WireJSON.encode(Sample(b: [-1], a: "q\"\\\n/é", B: [:])), as: UTF8.self)
+        #expect(text == #"{"B":{},"a":"q\"\\\n/é","b":[-1]}"#)
     }
 
-    @Test func eventsEncodeCanonically() {
+    @Test func eventsTravelAsTheyWereDetected() throws {
         var e = ScanEvent(time: 5, source: IPAddress("198.51.100.7")!, destination: IPAddress("2001:db8::1")!, proto: .tcp,
                           port: 79, kind: .closedPortScan(ports: 21), ipOptions: .unknown)
         e.ignored = .no
         e.triggered = .yes
-        #expect(e.canonical.text == #"{"blocked":null,"destination":"2001:db8::1","evidence":"negative-reply","ignored":false,"port":79,"ports":21,"protocol":"TCP","source":"198.51.100.7","time_ns":5,"triggered":true,"type":"closed-port-scan"}"#)
+        let body = ReportProtocol.body(events: [e])
+        #expect(String(decoding: body, as: UTF8.self) == #"{"events":[{"destination":"2001:db8::1","evidence":"negative-reply","ignored":false,"port":79,"ports":21,"protocol":"TCP","source":"198.51.100.7","time_ns":5,"triggered":true,"type":"closed-port-scan"}]}"#)
+        let back = try WireJSON.decode(EventBatch.self, from: body)
+        #expect(back.events == [WireEvent(e)])
+        #expect(back.events[0].evidence == .negativeReply && back.events[0].blocked == nil)
     }
 }

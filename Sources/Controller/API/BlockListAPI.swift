@@ -11,26 +11,19 @@ extension ControllerAPI {
     /// A poll body is a few numbers and a digest.
     static let maxPollBytes = 4096
 
-    func poll(_ request: Request) async throws -> Response {
-        let sensor: SensorRecord, body: [UInt8]
-        switch try await signedBody(request, .poll, upTo: Self.maxPollBytes, domain: BlockListProtocol.pollDomain) {
-        case .failure(let refused): return refused.response
-        case .success(let (s, b)): (sensor, body) = (s, b)
-        }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-              let held = JSONInteger.int64(object["revision"]), held >= 0,
-              let digest = object["digest"] as? String, digest.utf8.count <= 64 else {
+    func poll(_ request: Request, from sensor: SensorRecord, body: [UInt8]) async throws -> Response {
+        guard let asked = try? WireJSON.decode(PollRequest.self, from: body), asked.revision >= 0, asked.digest.utf8.count <= 64 else {
             return refuse(.init(status: 400, reason: "block-list poll from \(sensor.name): expected {\"revision\", \"digest\"}",
                                 counter: "malformed"), for: .poll)
         }
+        let held = asked.revision, digest = asked.digest
         let pollMillis = Self.headerLookup(request)(ReportProtocol.timestampHeader).flatMap { Int64($0) } ?? 0
         guard fleet.polls.advance(sensor: sensor.name, to: pollMillis) else {
             return refuse(.init(status: 409, reason: "block-list poll from \(sensor.name) is not newer than its last one (replayed)",
                                 counter: "replayed"), for: .poll)
         }
-        let appliedAt = JSONInteger.int64(object["applied_ms"]) ?? 0
-        let wait = min(max((object["wait"] as? NSNumber)?.doubleValue ?? Double(BlockListProtocol.maxWaitSeconds), 0),
-                       Double(BlockListProtocol.maxWaitSeconds))
+        let appliedAt = asked.appliedMillis ?? 0
+        let wait = Double(min(max(asked.wait ?? Int64(BlockListProtocol.maxWaitSeconds), 0), Int64(BlockListProtocol.maxWaitSeconds)))
         try await noteApplied(sensor: sensor.name, revision: held, digest: digest, appliedAt: appliedAt)
 
         var now = clock()
@@ -41,7 +34,7 @@ extension ControllerAPI {
             await fleet.hub.wait(after: current, seconds: wait)
             let next = await fleet.hub.current
             // Shutting down: the sensor backs off and comes back to the next controller.
-            if await fleet.hub.closed { return Self.json(["error": "shutting down"], status: .serviceUnavailable) }
+            if await fleet.hub.closed { return Self.error("shutting down", status: .serviceUnavailable) }
             now = clock()
             guard next > current else { return try send(nil, sensor: sensor.name, poll: pollMillis, revision: current, now: now) }
             return try await send(fleet.lists.update(from: held, to: next, nowMillis: now), sensor: sensor.name, poll: pollMillis,

@@ -17,8 +17,8 @@ struct ControllerAPI: Sendable {
     /// Enrollment requests are tiny.
     static let maxEnrollBytes = 4096
 
-    func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    func router() -> Router<ControllerContext> {
+        let router = Router(context: ControllerContext.self)
         router.get("/health") { _, _ in Self.json(["status": "ok"]) }
         router.get("/metrics") { _, _ in
             let extra = await fleet.statusMetrics(nowMillis: clock())
@@ -31,42 +31,42 @@ struct ControllerAPI: Sendable {
         router.post(RouterPath(stringLiteral: ReportProtocol.eventsPath)) { request, _ in
             try await ingest(request)
         }
-        router.post(RouterPath(stringLiteral: ReportProtocol.heartbeatPath)) { request, _ in
-            try await heartbeat(request)
-        }
-        router.post(RouterPath(stringLiteral: BlockListProtocol.path)) { request, _ in
-            try await poll(request)
-        }
+        router.group().add(middleware: SensorAuth(api: self, kind: .heartbeat, limit: ReportProtocol.maxHeartbeatBytes,
+                                                   domain: SignedEnvelope.heartbeatDomain))
+            .post(RouterPath(stringLiteral: ReportProtocol.heartbeatPath)) { request, context in
+                try await heartbeat(request, from: context.authenticatedSensor(), body: context.signedBody)
+            }
+        router.group().add(middleware: SensorAuth(api: self, kind: .poll, limit: Self.maxPollBytes, domain: BlockListProtocol.pollDomain))
+            .post(RouterPath(stringLiteral: BlockListProtocol.path)) { request, context in
+                try await poll(request, from: context.authenticatedSensor(), body: context.signedBody)
+            }
         addOperatorRoutes(to: router)
         return router
     }
 
     func enroll(_ request: Request) async throws -> Response {
         guard let bytes = try? await request.body.collect(upTo: Self.maxEnrollBytes),
-              let object = try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView)) as? [String: Any],
-              let token = object["token"] as? String, let keyHex = object["public_key"] as? String,
-              let keyBytes = Hex.decode(keyHex), (try? Ed25519.PublicKey(raw: keyBytes)) != nil else {
-            return Self.json(["error": "expected {\"token\", \"public_key\"}"], status: .badRequest)
+              let enrollment = try? WireJSON.decode(EnrollRequest.self, from: bytes.readableBytesView),
+              let keyBytes = Hex.decode(enrollment.publicKey), (try? Ed25519.PublicKey(raw: keyBytes)) != nil else {
+            return Self.error("expected {\"token\", \"public_key\"}", status: .badRequest)
         }
-        let version = (object["version"] as? String).map { String($0.prefix(64)) } ?? ""
-        let hash = Data(SHA256.digest(Array(token.utf8)))
+        let version = enrollment.version.map { String($0.prefix(64)) } ?? ""
+        let hash = Data(SHA256.digest(Array(enrollment.token.utf8)))
         let sensor: SensorRecord
         switch try await store.enroll(tokenHash: hash, publicKey: Data(keyBytes), now: clock() / 1000, version: version) {
         case .enrolled(let s): sensor = s
         case .refused:
             logger.warning("Enrollment refused: unknown, used or expired token")
             metrics.add("enroll_refused")
-            return Self.json(["error": "unknown, used or expired enrollment token"], status: .unauthorized)
+            return Self.error("unknown, used or expired enrollment token", status: .unauthorized)
         case .nameTaken(let name):
             logger.warning("Enrollment refused: sensor \(name) exists and its token was not made with --replace")
             metrics.add("enroll_refused")
-            return Self.json(["error": "sensor \(name) already exists; its key is replaced only with a token from `sensors add --replace`"],
-                             status: .conflict)
+            return Self.error("sensor \(name) already exists; its key is replaced only with a token from `sensors add --replace`",
+                              status: .conflict)
         }
         logger.notice("Sensor \(sensor.name) enrolled")
-        var reply = ["sensor": sensor.name, "signing_key": Hex.encode(signingKey.raw)]
-        if let pin = fleet.tlsPin { reply["tls_pin"] = pin }
-        return Self.json(reply)
+        return Self.json(EnrollReply(sensor: sensor.name, signingKey: Hex.encode(signingKey.raw), tlsPin: fleet.tlsPin))
     }
 
     func ingest(_ request: Request) async throws -> Response {
@@ -84,29 +84,24 @@ struct ControllerAPI: Sendable {
                                 lastSequence: status == 409 ? sensor?.lastSequence : nil))
         case .duplicate:
             metrics.add("duplicate")
-            return Self.json(["stored": 0, "duplicate": true])
+            return Self.json(ControllerReply(stored: 0, duplicate: true))
         case .accept(let sequence, let events):
             guard try await store.accept(sensor: sensor!.name, sequence: sequence, events: events, now: now / 1000) else {
                 metrics.add("duplicate")
-                return Self.json(["stored": 0, "duplicate": true])
+                return Self.json(ControllerReply(stored: 0, duplicate: true))
             }
             metrics.add("accepted")
             metrics.add("events", events.count)
             await fleet.correlation.observe(events, nowMillis: now)
-            return Self.json(["stored": events.count])
+            return Self.json(ControllerReply(stored: events.count))
         }
     }
 
-    func heartbeat(_ request: Request) async throws -> Response {
-        let sensor: SensorRecord, bytes: [UInt8]
-        switch try await signedBody(request, .heartbeat, upTo: ReportProtocol.maxHeartbeatBytes, domain: SignedEnvelope.heartbeatDomain) {
-        case .failure(let refused): return refused.response
-        case .success(let (s, b)): (sensor, bytes) = (s, b)
-        }
+    func heartbeat(_ request: Request, from sensor: SensorRecord, body bytes: [UInt8]) async throws -> Response {
         let name = sensor.name
         let timestamp = Self.headerLookup(request)(ReportProtocol.timestampHeader).flatMap { Int64($0) } ?? 0
         let status = String(decoding: bytes, as: UTF8.self)
-        let version = ((try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any])?["version"] as? String ?? ""
+        let version = (try? WireJSON.decode(Heartbeat.self, from: bytes))?.version ?? ""
         guard try await store.heartbeat(sensor: name, timestampMillis: timestamp, version: String(version.prefix(64)),
                                         status: status, now: clock() / 1000) else {
             return refuse(.init(status: 409, reason: "heartbeat from \(name) is not newer than the last one", counter: "replayed"),
@@ -114,7 +109,7 @@ struct ControllerAPI: Sendable {
         }
         await fleet.heartbeat(sensor: name, status: status, nowMillis: clock(), logger: logger)
         metrics.add("heartbeats")
-        return Self.json(["ok": true])
+        return Self.json(ControllerReply(ok: true))
     }
 
     /// A refused request's answer, already counted and logged.
@@ -196,15 +191,18 @@ struct ControllerAPI: Sendable {
     func refuse(_ r: Refusal, for request: SignedRequest = .batch) -> Response {
         metrics.add(request.counterPrefix + r.counter)
         logger.warning("\(request.name) refused (\(r.status)): \(r.reason)")
-        var body: [String: Any] = ["error": r.reason]
-        if let last = r.lastSequence { body["last_sequence"] = last }
-        return Self.json(body, status: HTTPResponse.Status(code: r.status))
+        return Self.json(ControllerReply(error: r.reason, lastSequence: r.lastSequence), status: HTTPResponse.Status(code: r.status))
     }
 
-    static func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    /// A typed answer, in the one wire encoding.
+    static func json(_ message: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: WireJSON.encode(message))))
+    }
+
+    /// A refusal or failure: `{"error": why}`.
+    static func error(_ why: String, status: HTTPResponse.Status) -> Response {
+        json(ControllerReply(error: why), status: status)
     }
 }
 

@@ -21,8 +21,7 @@ struct Events: AsyncParsableCommand {
         let events = try await data.store().events(since: from, limit: limit)
         for e in events {
             if json {
-                print(String(decoding: try JSONSerialization.data(withJSONObject: ControllerAPI.eventObject(e), options: [.sortedKeys]),
-                             as: UTF8.self))
+                print(String(decoding: WireJSON.encode(ControllerAPI.eventView(e)), as: UTF8.self))
             } else {
                 print("\(e.sensor)\t\(e.source) -> \(e.destination) \(e.proto)/\(e.port)\t\(e.type)")
             }
@@ -111,8 +110,7 @@ struct Decisions: AsyncParsableCommand {
             let list = all ? try await store.recentDecisions(limit: 1000) : try await store.activeDecisions(now: now)
             for d in list {
                 if json {
-                    let out = try JSONSerialization.data(withJSONObject: ControllerAPI.decisionObject(d), options: [.sortedKeys])
-                    print(String(decoding: out, as: UTF8.self))
+                    print(String(decoding: WireJSON.encode(ControllerAPI.decisionView(d)), as: UTF8.self))
                 } else {
                     let until = d.expires == 0 ? "until unbanned" : (d.expires > now ? "\(d.expires - now)s left" : "expired")
                     print("\(d.id ?? 0)\t\(d.scope)\t\(d.origin)\t\(d.revoked ? "lifted" : until)\toffence \(d.offense)\t\(d.reason)")

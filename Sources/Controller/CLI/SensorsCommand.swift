@@ -51,9 +51,7 @@ struct Sensors: AsyncParsableCommand {
             let sensors = try await store.sensors()
             if json {
                 let revision = try await store.currentRevision().revision
-                let list = sensors.map { ControllerAPI.sensorObject($0, now: now, revision: revision) }
-                let out = try JSONSerialization.data(withJSONObject: list, options: [.prettyPrinted, .sortedKeys])
-                print(String(decoding: out, as: UTF8.self))
+                print(WireJSON.pretty(sensors.map { ControllerAPI.sensorView($0, now: now, revision: revision) }))
                 return
             }
             for s in sensors {

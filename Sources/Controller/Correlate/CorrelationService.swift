@@ -28,16 +28,12 @@ actor CorrelationService {
 
     var trackedSources: Int { correlator.trackedSources }
 
-    struct BreakerStatus: Sendable {
-        var open: Bool
-        var limitPerMinute: Int
-        var refused: UInt64
-        var openings: UInt64
-    }
+    typealias BreakerStatus = FleetView.Breaker
 
     func breakerStatus(nowMillis: Int64) -> BreakerStatus {
         breaker.refresh(now: nowMillis / 1000)
-        return BreakerStatus(open: breaker.isOpen, limitPerMinute: breaker.limit, refused: breaker.refused, openings: breaker.openings)
+        return BreakerStatus(open: breaker.isOpen, limitPerMinute: breaker.limit, refused: Int(clamping: breaker.refused),
+                             openings: Int(clamping: breaker.openings))
     }
 
     /// The events a sensor may testify about: those aimed at its own addresses.

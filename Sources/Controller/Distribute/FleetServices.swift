@@ -105,15 +105,16 @@ struct FleetServices: Sendable {
         var stale = ["# HELP portsentry_controller_sensor_blocklist_stale 1 when a sensor heard no fresh signed block-list answer within its FLEET_STALE_AFTER.",
                      "# TYPE portsentry_controller_sensor_blocklist_stale gauge"]
         for s in sensors.sorted(by: { $0.name < $1.name }) where !s.revoked {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(s.status.utf8)) as? [String: Any],
-                  let uplink = object["uplink"] as? [String: Any] else { continue }
-            let name = s.name.replacingOccurrences(of: "\"", with: "")
-            for (state, key) in [("sealed", "sealed_events"), ("delivered", "delivered_events"), ("quarantined", "quarantined_events"),
-                                 ("dropped", "dropped_events")] {
-                events.append("portsentry_controller_sensor_uplink_events{sensor=\"\(name)\",state=\"\(state)\"} \((uplink[key] as? NSNumber)?.int64Value ?? 0)")
+            guard let heartbeat = try? WireJSON.decode(Heartbeat.self, from: Array(s.status.utf8)), let uplink = heartbeat.uplink else {
+                continue
             }
-            spooled.append("portsentry_controller_sensor_uplink_spooled_batches{sensor=\"\(name)\"} \((uplink["spool_batches"] as? NSNumber)?.int64Value ?? 0)")
-            stale.append("portsentry_controller_sensor_blocklist_stale{sensor=\"\(name)\"} \((object["blocklist_stale"] as? Bool) == true ? 1 : 0)")
+            let name = s.name.replacingOccurrences(of: "\"", with: "")
+            for (state, count) in [("sealed", uplink.sealedEvents), ("delivered", uplink.deliveredEvents),
+                                   ("quarantined", uplink.quarantinedEvents), ("dropped", uplink.droppedEvents)] {
+                events.append("portsentry_controller_sensor_uplink_events{sensor=\"\(name)\",state=\"\(state)\"} \(count)")
+            }
+            spooled.append("portsentry_controller_sensor_uplink_spooled_batches{sensor=\"\(name)\"} \(uplink.spoolBatches)")
+            stale.append("portsentry_controller_sensor_blocklist_stale{sensor=\"\(name)\"} \(heartbeat.blocklistStale == true ? 1 : 0)")
         }
         return (events + spooled + stale).joined(separator: "\n") + "\n"
     }

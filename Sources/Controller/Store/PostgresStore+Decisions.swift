@@ -1,6 +1,7 @@
 import Foundation
 import PostgresNIO
 import ControllerCore
+import PortsentryShared
 
 extension PostgresStore {
     static let decisionSchema = [
@@ -23,7 +24,9 @@ extension PostgresStore {
         var out: [DecisionRecord] = []
         for try await (id, scope, origin, reason, created, expires, revoked, offense, events)
             in try await client.query(query, logger: logger).decode((Int64, String, String, String, Int64, Int64, Bool, Int64, String).self) {
-            out.append(DecisionRecord(id: id, scope: scope, origin: origin, reason: reason, createdMs: created, expires: expires,
+            // An origin this version does not know (a newer replica's) reads as manual: an
+            // operator's decisions are never lifted by automatic policy.
+            out.append(DecisionRecord(id: id, scope: scope, origin: DecisionOrigin(rawValue: origin) ?? .manual, reason: reason, createdMs: created, expires: expires,
                                       revoked: revoked, offense: Int(offense), events: events))
         }
         return out
@@ -35,7 +38,7 @@ extension PostgresStore {
             for var d in write.insert {
                 let rows = try await c.query("""
                     INSERT INTO decisions (scope, origin, reason, created_ms, expires, revoked, offense, events)
-                    VALUES (\(d.scope), \(d.origin), \(d.reason), \(d.createdMs), \(d.expires), \(d.revoked), \(Int64(d.offense)), \(d.events))
+                    VALUES (\(d.scope), \(d.origin.rawValue), \(d.reason), \(d.createdMs), \(d.expires), \(d.revoked), \(Int64(d.offense)), \(d.events))
                     RETURNING id
                     """, logger: logger)
                 for try await id in rows.decode(Int64.self) { d.id = id }

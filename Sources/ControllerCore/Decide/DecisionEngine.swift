@@ -62,9 +62,8 @@ package struct DecisionEngine: Sendable {
         }) {
             return .alreadyCovered(covering)
         }
-        let evidence = String(decoding: (try? JSONSerialization.data(withJSONObject: Array(events.prefix(DecisionRecord.maxEvidence)))) ?? Data("[]".utf8),
-                              as: UTF8.self)
-        let record = DecisionRecord(id: nil, scope: scope.description, origin: origin.rawValue, reason: String(reason.prefix(500)),
+        let evidence = DecisionRecord.evidenceColumn(events)
+        let record = DecisionRecord(id: nil, scope: scope.description, origin: origin, reason: String(reason.prefix(500)),
                                     createdMs: nowMillis, expires: expires, revoked: false, offense: offense, events: evidence)
         // The scope's entry lasts as long as its longest active decision.
         let sameScope = active.filter { $0.scope == record.scope } + [record]
@@ -111,7 +110,7 @@ package struct DecisionEngine: Sendable {
         let now = nowMillis / 1000
         var active = try await store.activeDecisions(now: now)
         var lifted = 0
-        for d in active where d.origin != DecisionRecord.Origin.manual.rawValue {
+        for d in active where d.origin != .manual {
             guard let p = d.prefix, let claim = claims.first(where: { $0.prefix.overlaps(p) }) else { continue }
             lifted += try await liftOne(d, active: active, nowMillis: nowMillis,
                                         why: "\(ProtectedRegistry.describe(claim)) (newly protected)")

@@ -44,8 +44,15 @@ package struct BatchVerifier {
             return .reject(status: 409, reason: "sensor \(name): sequence \(seq) already used (last \(sensor.lastSequence))",
                            counter: "replayed")
         }
-        guard let batch = try? JSONDecoder().decode(WireBatch.self, from: Data(body)) else {
-            return .reject(status: 400, reason: "sensor \(name): body is not {\"events\":[...]} of well-formed events", counter: "malformed")
+        return events(in: body, sensor: name, sequence: seq, nowMillis: nowMillis)
+    }
+
+    /// The events of an authenticated batch body, as they will be stored, or the refusal.
+    package static func events(in body: [UInt8], sensor name: String, sequence seq: Int64, nowMillis: Int64) -> Outcome {
+        let batch: EventBatch
+        do { batch = try WireJSON.decode(EventBatch.self, from: body) } catch {
+            return .reject(status: 400, reason: "sensor \(name): body is not {\"events\":[...]} of well-formed events (\(error.description))",
+                           counter: "malformed")
         }
         guard batch.events.count <= ReportProtocol.maxEventsPerBatch else {
             return .reject(status: 413, reason: "more than \(ReportProtocol.maxEventsPerBatch) events", counter: "oversized")
@@ -53,31 +60,13 @@ package struct BatchVerifier {
         var events: [EventRecord] = []
         events.reserveCapacity(batch.events.count)
         for (index, item) in batch.events.enumerated() {
-            guard let source = IPAddress(item.source), let destination = IPAddress(item.destination),
-                  item.protocol == "TCP" || item.protocol == "UDP", (0...65535).contains(item.port),
-                  item.type.utf8.count <= 32, item.evidence.utf8.count <= 32 else {
+            guard item.protocol == "TCP" || item.protocol == "UDP", (0...65535).contains(item.port), item.type.utf8.count <= 32 else {
                 return .reject(status: 400, reason: "sensor \(name): event \(index) is malformed", counter: "malformed")
             }
-            events.append(EventRecord(id: "\(name):\(seq):\(index)", sensor: name, timeNs: item.time_ns, source: source.description,
-                                      destination: destination.description, proto: item.protocol, port: item.port, type: item.type,
-                                      evidence: item.evidence, blocked: item.blocked, receivedAt: nowMillis))
+            events.append(EventRecord(id: "\(name):\(seq):\(index)", sensor: name, timeNs: item.timeNanos, source: item.source.description,
+                                      destination: item.destination.description, proto: item.protocol, port: item.port, type: item.type,
+                                      evidence: item.evidence.description, blocked: item.blocked, receivedAt: nowMillis))
         }
         return .accept(sequence: seq, events: events)
-    }
-
-    /// The batch body as sensors send it (`ReportProtocol.body`); unknown fields are ignored.
-    private struct WireBatch: Decodable {
-        var events: [WireEvent]
-    }
-
-    private struct WireEvent: Decodable {
-        var time_ns: Int64
-        var source: String
-        var destination: String
-        var `protocol`: String
-        var port: Int
-        var type: String
-        var evidence: String
-        var blocked: Bool?
     }
 }

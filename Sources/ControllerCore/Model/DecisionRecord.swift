@@ -2,19 +2,11 @@ package import PortsentryShared
 
 /// A decision to block a scope (an address or a prefix) fleet-wide.
 package struct DecisionRecord: Codable, Equatable, Sendable {
-    package enum Origin: String, Codable, Sendable, CaseIterable {
-        /// A sensor blocked locally and the promotion policy carried it fleet-wide.
-        case sensor
-        /// The controller's cross-host correlation.
-        case correlation
-        /// An operator (`portsentry-controller ban`, `POST /v1/decisions`).
-        case manual
-    }
-
+    package typealias Origin = DecisionOrigin
     package var id: Int64?
     /// An address or prefix, in `IPPrefix` text form.
     package var scope: String
-    package var origin: String
+    package var origin: DecisionOrigin
     package var reason: String
     package var createdMs: Int64
     /// Epoch seconds; 0 means until unbanned.
@@ -29,9 +21,15 @@ package struct DecisionRecord: Codable, Equatable, Sendable {
     package static let maxEvidence = 50
 
     package var prefix: IPPrefix? { try? IPPrefix(parsing: scope) }
+    /// `events` read back (an unreadable column reads as none).
+    package var evidenceIDs: [String] { (try? WireJSON.decode([String].self, from: Array(events.utf8))) ?? [] }
+    /// The `events` column for these ids.
+    package static func evidenceColumn(_ ids: [String]) -> String {
+        String(decoding: WireJSON.encode(Array(ids.prefix(maxEvidence))), as: UTF8.self)
+    }
     package func isActive(at now: Int64) -> Bool { !revoked && (expires == 0 || expires > now) }
 
-    package init(id: Int64?, scope: String, origin: String, reason: String, createdMs: Int64, expires: Int64, revoked: Bool, offense: Int, events: String) {
+    package init(id: Int64?, scope: String, origin: DecisionOrigin, reason: String, createdMs: Int64, expires: Int64, revoked: Bool, offense: Int, events: String) {
         self.id = id
         self.scope = scope
         self.origin = origin

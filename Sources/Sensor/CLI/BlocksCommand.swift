@@ -14,18 +14,12 @@ struct ControlOptions: ParsableArguments {
         return try config.load().config.controlSocket
     }
 
-    func send(_ request: [String: Any]) throws -> [String: Any] {
+    func send(_ request: ControlRequest) throws -> ControlReply {
         let socket = try path()
-        let reply: [String: Any]
+        let reply: ControlReply
         do { reply = try ControlClient.request(socket, request) } catch { throw Failure(error.description) }
-        guard reply["ok"] as? Bool == true else { throw Failure(reply["error"] as? String ?? "the sensor refused") }
+        guard reply.ok else { throw Failure(reply.error ?? "the sensor refused") }
         return reply
-    }
-}
-
-func printJSON(_ object: Any) {
-    if let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]) {
-        print(String(decoding: data, as: UTF8.self))
     }
 }
 
@@ -40,14 +34,14 @@ struct Blocks: ParsableCommand {
         @Flag(name: .customLong("json")) var json = false
 
         func run() throws {
-            let reply = try control.send(["command": "blocks.list"])
-            let blocks = reply["blocks"] as? [[String: Any]] ?? []
-            if json { return printJSON(blocks) }
-            print("\(blocks.count) blocks (\(reply["firewall"] as? String ?? "none"))")
+            let reply = try control.send(ControlRequest(.blocksList))
+            let blocks = reply.blocks ?? []
+            if json { return print(WireJSON.pretty(blocks)) }
+            print("\(blocks.count) blocks (\(reply.firewall ?? "none"))")
             for b in blocks {
-                let remaining = (b["remaining"] as? Int).map { "\(DurationText.format(Int64($0))) left" } ?? "permanent"
-                let target = (b["target"] as? String ?? "?").padding(toLength: 40, withPad: " ", startingAt: 0)
-                print("\(target) \(remaining.padding(toLength: 14, withPad: " ", startingAt: 0)) \(b["origin"] as? String ?? "")  \(b["reason"] as? String ?? "")")
+                let remaining = b.remaining.map { "\(DurationText.format($0)) left" } ?? "permanent"
+                let target = b.target.padding(toLength: 40, withPad: " ", startingAt: 0)
+                print("\(target) \(remaining.padding(toLength: 14, withPad: " ", startingAt: 0)) \(b.origin)  \(b.reason)")
             }
         }
     }
@@ -61,17 +55,15 @@ struct Blocks: ParsableCommand {
 
         func run() throws {
             do { _ = try IPPrefix(parsing: target) } catch { throw ValidationError(error.description) }
-            var request: [String: Any] = ["command": "blocks.add", "target": target]
+            var request = ControlRequest(.blocksAdd, target: target)
             if let duration {
-                if duration == "permanent" { request["permanent"] = true } else {
-                    do { request["seconds"] = Int(try DurationParser.seconds(duration)) } catch {
-                        throw ValidationError(error.description)
-                    }
+                if duration == "permanent" { request.permanent = true } else {
+                    do { request.seconds = try DurationParser.seconds(duration) } catch { throw ValidationError(error.description) }
                 }
             }
             let reply = try control.send(request)
-            let until = (reply["expires"] as? Int).map { " until \(EventFormatter.isoTimestamp(Int64($0) * nanosPerSecond))" } ?? " permanently"
-            print("blocked \(reply["target"] as? String ?? target)\(until)")
+            let until = reply.expires.map { " until \(EventFormatter.isoTimestamp($0 * nanosPerSecond))" } ?? " permanently"
+            print("blocked \(reply.target ?? target)\(until)")
         }
     }
 
@@ -82,8 +74,8 @@ struct Blocks: ParsableCommand {
 
         func run() throws {
             do { _ = try IPPrefix(parsing: target) } catch { throw ValidationError(error.description) }
-            let reply = try control.send(["command": "blocks.remove", "target": target])
-            print("unblocked \(reply["target"] as? String ?? target)")
+            let reply = try control.send(ControlRequest(.blocksRemove, target: target))
+            print("unblocked \(reply.target ?? target)")
         }
     }
 
@@ -92,8 +84,8 @@ struct Blocks: ParsableCommand {
         @OptionGroup var control: ControlOptions
 
         func run() throws {
-            let reply = try control.send(["command": "blocks.flush"])
-            print("removed \(reply["removed"] as? Int ?? 0) blocks")
+            let reply = try control.send(ControlRequest(.blocksFlush))
+            print("removed \(reply.removed ?? 0) blocks")
         }
     }
 }
@@ -104,16 +96,36 @@ struct Status: ParsableCommand {
     @Flag(name: .customLong("json")) var json = false
 
     func run() throws {
-        let reply = try control.send(["command": "status"])
-        let s = reply["status"] as? [String: Any] ?? [:]
-        if json { return printJSON(s) }
-        print("portsentry \(s["version"] as? String ?? "?"), \(s["mode"] as? String ?? "?") mode, up \(DurationText.format(Int64(s["uptime_seconds"] as? Int ?? 0)))")
-        for i in s["interfaces"] as? [[String: Any]] ?? [] {
-            print("  \(i["name"] as? String ?? "?"): \(i["received"] as? Int ?? 0) packets, \(i["dropped"] as? Int ?? 0) dropped")
+        guard let s = try control.send(ControlRequest(.status)).status else { throw Failure("the sensor sent no status") }
+        if json { return print(WireJSON.pretty(s)) }
+        print("portsentry \(s.version), \(s.mode) mode, up \(DurationText.format(s.uptimeSeconds))")
+        for i in s.interfaces {
+            print("  \(i.name): \(i.received ?? 0) packets, \(i.dropped ?? 0) dropped")
         }
-        for section in ["detector", "blocking", "output", "fleet", "uplink"] {
-            let values = (s[section] as? [String: Any] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-            print("  \(section): \(values.joined(separator: " "))")
+        print("  detector: \(Self.fields(s.detector))")
+        print("  blocking: \(Self.fields(s.blocking))")
+        print("  output: \(Self.fields(s.output))")
+        print("  fleet: \(Self.fields(s.fleet))")
+        print("  uplink: \(s.uplink.map(Self.fields) ?? "enrolled=false")")
+    }
+
+    /// `key=value ...` of a status section, keys sorted.
+    static func fields(_ section: some Encodable) -> String {
+        let values = (try? WireJSON.decode([String: Scalar].self, from: WireJSON.encode(section))) ?? [:]
+        return values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+    }
+
+    /// A status field's value, whatever its type.
+    private struct Scalar: Decodable, CustomStringConvertible {
+        let description: String
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let b = try? c.decode(Bool.self) { description = String(b) }
+            else if let n = try? c.decode(Int64.self) { description = String(n) }
+            else if let n = try? c.decode(UInt64.self) { description = String(n) }
+            else if let t = try? c.decode(String.self) { description = t }
+            else { description = "?" }
         }
     }
 }

@@ -38,8 +38,7 @@ struct Enroll: ParsableCommand {
         try FileManager.default.createDirectory(atPath: cfg.stateDir, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         let key = try Ed25519.PrivateKey.generate()
-        let request = CanonicalJSON.object(["token": .string(token), "public_key": .string(Hex.encode(try key.publicKey.raw)),
-                                            "version": .string(sensorVersion)]).bytes
+        let request = WireJSON.encode(EnrollRequest(token: token, publicKey: Hex.encode(try key.publicKey.raw), version: sensorVersion))
         let base = url.hasSuffix("/") ? String(url.dropLast()) : url
         let reply: CurlTransfer.Reply
         switch CurlTransfer.post(url: base + ReportProtocol.enrollPath, body: request, headers: [], caFile: caFile, pin: pin,
@@ -47,12 +46,11 @@ struct Enroll: ParsableCommand {
         case .failure(let e): throw Failure("cannot reach the controller at \(base): \(e.description)")
         case .success(let r): reply = r
         }
-        guard reply.status == 200, let object = try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any],
-              let name = object["sensor"] as? String, let signing = object["signing_key"] as? String,
-              let signingRaw = Hex.decode(signing), (try? Ed25519.PublicKey(raw: signingRaw)) != nil else {
+        guard reply.status == 200, let answer = try? WireJSON.decode(EnrollReply.self, from: reply.body),
+              let signingRaw = Hex.decode(answer.signingKey), (try? Ed25519.PublicKey(raw: signingRaw)) != nil else {
             throw Failure("the controller refused the enrollment (\(reply.status)): \(String(decoding: reply.body.prefix(200), as: UTF8.self))")
         }
-        let reported = object["tls_pin"] as? String
+        let (name, signing, reported) = (answer.sensor, answer.signingKey, answer.tlsPin)
         // What this connection was made with: libcurl's view of the server's certificate;
         // failing that, the CA file itself when it is that certificate (the controller's own).
         let presented = reply.serverPin ?? (try? TLSPin.pin(pem: caText)).flatMap { $0 == reported ? $0 : nil }

@@ -42,61 +42,62 @@ extension SensorDaemon {
         return (directory == "/" ? "" : directory) + "/" + name + "-" + mode + suffix
     }
 
-    func handleControl(_ request: [String: Any]) -> [String: Any] {
+    func handleControl(_ request: ControlRequest) -> ControlReply {
         let now = Clock.wallSeconds()
-        func fail(_ message: String) -> [String: Any] { ["ok": false, "error": message] }
-        func target() -> Result<IPPrefix, FirewallError> {
-            guard let text = request["target"] as? String else { return .failure(FirewallError("missing target")) }
-            do { return .success(try IPPrefix(parsing: text)) } catch { return .failure(FirewallError(error.description)) }
+        func target() -> Result<IPPrefix, ConfigProblem> {
+            guard let text = request.target else { return .failure(ConfigProblem("missing target")) }
+            do { return .success(try IPPrefix(parsing: text)) } catch { return .failure(ConfigProblem(error.description)) }
         }
-        switch request["command"] as? String {
-        case "status":
-            return ["ok": true, "status": status(now: now)]
-        case "blocks.list":
-            let list = responder.blocks.blocks.values.sorted { $0.created < $1.created }.map { b -> [String: Any] in
-                var o: [String: Any] = ["target": b.target.description, "created": b.created, "origin": b.origin.rawValue,
-                                        "reason": b.reason, "offense": b.offense]
-                if let e = b.expires { o["expires"] = e; o["remaining"] = max(e - now, 0) }
-                return o
-            }
-            let cached = responder.commandBlocks.hosts.sorted().map { a -> [String: Any] in
-                ["target": IPPrefix(host: a).description, "origin": "kill-actions",
-                 "reason": "KILL_* actions ran (BLOCKED_FILE); permanent until removed"]
-            }
-            return ["ok": true, "blocks": list + cached, "firewall": responder.firewall?.name ?? "none"]
-        case "blocks.add":
+        switch request.command {
+        case .status:
+            return ControlReply(status: status(now: now))
+        case .blocksList:
+            return ControlReply(blocks: blockViews(now: now), firewall: responder.firewall?.name ?? "none")
+        case .blocksAdd:
             let t: IPPrefix
             switch target() {
-            case .failure(let e): return fail(e.description)
+            case .failure(let e): return .failure(e.description)
             case .success(let p): t = p
             }
-            if let why = protectionConflict(t) { return fail("refusing to block \(t): \(why)") }
-            let seconds: Int64? = (request["permanent"] as? Bool) == true ? nil
-                : (request["seconds"] as? Int).map(Int64.init) ?? config.blockPolicy.baseSeconds
+            if let why = protectionConflict(t) { return .failure("refusing to block \(t): \(why)") }
+            let seconds: Int64? = request.permanent == true ? nil : request.seconds ?? config.blockPolicy.baseSeconds
+            if let seconds, !(0...DurationParser.maxSeconds).contains(seconds) {
+                return .failure("seconds must be 0 to \(DurationParser.maxSeconds) (ten years)")
+            }
             do {
                 let b = try responder.manualBlock(t, seconds: seconds, now: now)
                 saveBlocks()
-                return ["ok": true, "target": b.target.description, "expires": b.expires as Any]
-            } catch { return fail(error.description) }
-        case "blocks.remove":
+                return ControlReply(target: b.target.description, expires: b.expires)
+            } catch { return .failure(error.description) }
+        case .blocksRemove:
             switch target() {
-            case .failure(let e): return fail(e.description)
+            case .failure(let e): return .failure(e.description)
             case .success(let t):
                 do {
                     _ = try responder.manualUnblock(t)
                     saveBlocks()
-                    return ["ok": true, "target": t.description]
-                } catch { return fail(error.description) }
+                    return ControlReply(target: t.description)
+                } catch { return .failure(error.description) }
             }
-        case "blocks.flush":
+        case .blocksFlush:
             do {
                 let n = try responder.flushAll()
                 saveBlocks()
-                return ["ok": true, "removed": n]
-            } catch { return fail(error.description) }
-        case let other:
-            return fail("unknown command \(other ?? "(none)")")
+                return ControlReply(removed: n)
+            } catch { return .failure(error.description) }
         }
+    }
+
+    private func blockViews(now: Int64) -> [BlockView] {
+        let held = responder.blocks.blocks.values.sorted { $0.created < $1.created }.map { b in
+            BlockView(target: b.target.description, origin: b.origin.rawValue, reason: b.reason, created: b.created, offense: b.offense,
+                      expires: b.expires, remaining: b.expires.map { max($0 - now, 0) })
+        }
+        let cached = responder.commandBlocks.hosts.sorted().map { a in
+            BlockView(target: IPPrefix(host: a).description, origin: "kill-actions",
+                      reason: "KILL_* actions ran (BLOCKED_FILE); permanent until removed")
+        }
+        return held + cached
     }
 
     /// Why `target` must not be blocked, if it must not: it covers the host itself, an
@@ -115,47 +116,39 @@ extension SensorDaemon {
         return nil
     }
 
-    func status(now: Int64) -> [String: Any] {
+    func status(now: Int64) -> SensorStatus {
         let c = detector.counters
         let r = responder.counters
-        var interfaces: [[String: Any]] = []
-        for (name, handle) in handles.sorted(by: { $0.key < $1.key }) {
-            var o: [String: Any] = ["name": name]
-            if let s = handle.stats() { o["received"] = s.received; o["dropped"] = s.dropped; o["interface_dropped"] = s.interfaceDropped }
-            interfaces.append(o)
+        let interfaces = handles.sorted(by: { $0.key < $1.key }).map { name, handle in
+            let s = handle.stats()
+            return SensorStatus.Interface(name: name, received: s?.received, dropped: s?.dropped, interfaceDropped: s?.interfaceDropped)
         }
-        return [
-            "version": sensorVersion, "mode": options.mode.rawValue,
-            "uptime_seconds": (Clock.monotonic() - started) / nanosPerSecond,
-            "interfaces": interfaces,
-            "detector": ["probes": c.probes, "ignored": c.ignored, "below_trigger": c.belowTrigger,
-                         "closed_port_scans": c.closedPortScans, "negative_replies": c.negativeReplies,
-                         "backscatter": c.backscatter, "service_running": c.serviceRunning,
-                         "table_used": detector.tableOccupied, "table_capacity": detector.tableCapacity,
-                         "table_bytes": detector.tableMemoryBytes,
-                         "table_evictions": detector.tableEvictions],
-            "blocking": ["firewall": responder.firewall?.name ?? "none", "dry_run": config.dryRun,
-                         "blocks": responder.blocks.count, "kill_action_hosts": responder.commandBlocks.count,
-                         "blocked": r.blocked, "already_blocked": r.alreadyBlocked,
-                         "protected_skipped": r.protectedSkipped, "breaker_open": responder.breakerOpen,
-                         "breaker_refused": r.breakerRefused, "failures": r.failures, "expired": r.expired,
-                         "last_block_latency_us": r.lastBlockLatencyMicros, "max_block_latency_us": r.maxBlockLatencyMicros],
-            "output": ["written": reporter.limiter.written, "suppressed": reporter.limiter.total.total],
-            "fleet": fleet.map { f -> [String: Any] in
-                let s = f.status
-                return ["revision": s.revision, "entries": s.entries, "connected": s.connected, "skipped_now": s.skippedNow,
-                        "skipped_total": s.skippedTotal, "stale": s.stale,
-                        "fresh_age_seconds": s.lastFreshMillis == 0 ? -1 : (Clock.wall() / 1_000_000 - s.lastFreshMillis) / 1000]
-            } ?? ["enrolled": false],
-            "uplink": uplink.map { u -> [String: Any] in
-                let c = u.counters
+        let detection = SensorStatus.Detection(
+            probes: c.probes, ignored: c.ignored, belowTrigger: c.belowTrigger, closedPortScans: c.closedPortScans,
+            negativeReplies: c.negativeReplies, backscatter: c.backscatter, serviceRunning: c.serviceRunning,
+            tableUsed: detector.tableOccupied, tableCapacity: detector.tableCapacity, tableBytes: detector.tableMemoryBytes,
+            tableEvictions: detector.tableEvictions)
+        let blocking = SensorStatus.Blocking(
+            firewall: responder.firewall?.name ?? "none", dryRun: config.dryRun, blocks: responder.blocks.count,
+            killActionHosts: responder.commandBlocks.count, blocked: r.blocked, alreadyBlocked: r.alreadyBlocked,
+            protectedSkipped: r.protectedSkipped, breakerOpen: responder.breakerOpen, breakerRefused: r.breakerRefused,
+            failures: r.failures, expired: r.expired, lastBlockLatencyMicros: r.lastBlockLatencyMicros,
+            maxBlockLatencyMicros: r.maxBlockLatencyMicros)
+        var fleetStatus = SensorStatus.Fleet(enrolled: fleet != nil)
+        if let f = fleet?.status {
+            (fleetStatus.revision, fleetStatus.entries, fleetStatus.connected) = (f.revision, f.entries, f.connected)
+            (fleetStatus.skippedNow, fleetStatus.skippedTotal, fleetStatus.stale) = (f.skippedNow, f.skippedTotal, f.stale)
+            fleetStatus.freshAgeSeconds = f.lastFreshMillis == 0 ? -1 : (Clock.wall() / 1_000_000 - f.lastFreshMillis) / 1000
+        }
+        return SensorStatus(
+            version: sensorVersion, mode: options.mode.rawValue, uptimeSeconds: (Clock.monotonic() - started) / nanosPerSecond,
+            interfaces: interfaces, detector: detection, blocking: blocking,
+            output: .init(written: reporter.limiter.written, suppressed: reporter.limiter.total.total), fleet: fleetStatus,
+            uplink: uplink.map { u in
+                var counters = u.counters
                 let backlog = u.spoolBacklog
-                return ["sealed_events": c.sealedEvents, "delivered_events": c.deliveredEvents, "quarantined_events": c.quarantinedEvents,
-                        "dropped_events": c.droppedEvents, "sealed_batches": c.sealedBatches, "delivered_batches": c.deliveredBatches,
-                        "quarantined_batches": c.quarantinedBatches, "dropped_batches": c.droppedBatches, "refusals": c.refusals,
-                        "renumbered": c.renumbered, "spool_batches": backlog.batches, "spool_bytes": backlog.bytes,
-                        "answered": c.answered, "connections_opened": c.connectionsOpened]
-            } ?? ["enrolled": false],
-        ]
+                (counters.spoolBatches, counters.spoolBytes) = (backlog.batches, backlog.bytes)
+                return counters
+            })
     }
 }

@@ -23,39 +23,35 @@ extension SensorDaemon {
     }
 
     /// What a heartbeat tells the controller.
-    func heartbeatStatus() -> CanonicalJSON {
+    func heartbeatStatus() -> Heartbeat {
         var received: Int64 = 0, dropped: Int64 = 0
         for h in handles.values {
             if let s = h.stats() { received += Int64(s.received); dropped += Int64(s.dropped + s.interfaceDropped) }
         }
         let c = detector.counters
-        return .object([
-            "version": .string(sensorVersion),
-            "mode": .string(options.mode.rawValue),
-            "uptime_seconds": .int((Clock.monotonic() - started) / nanosPerSecond),
-            "interfaces": .array(handles.keys.sorted().map { .string($0) }),
-            "pcap_received": .int(received), "pcap_dropped": .int(dropped),
-            "probes": .int(Int64(c.probes)), "closed_port_scans": .int(Int64(c.closedPortScans)),
-            "events_written": .int(Int64(reporter.limiter.written)),
-            "events_suppressed": .int(Int64(reporter.limiter.total.total)),
-            "blocks": .int(Int64(responder.blocks.count)), "breaker_open": .bool(responder.breakerOpen),
-            "protected": .array(protectedAddresses().map { .string($0.description) }),
-            "blocklist_revision": .int(fleet?.status.revision ?? 0),
-            "blocklist_entries": .int(Int64(fleet?.status.entries ?? 0)),
-            "blocklist_skipped": .int(Int64(fleet?.status.skippedNow ?? 0)),
-            "blocklist_stale": .bool(fleet?.status.stale ?? false),
-            "protection": protectionReport().canonical,
-            "uplink": uplink.map { u in
-                var c = u.counters.canonical
-                let backlog = u.spoolBacklog
-                if case .object(var fields) = c {
-                    fields["spool_batches"] = .int(Int64(backlog.batches))
-                    fields["spool_bytes"] = .int(Int64(backlog.bytes))
-                    c = .object(fields)
-                }
-                return c
-            } ?? .null,
-        ])
+        var h = Heartbeat()
+        h.version = sensorVersion
+        h.mode = options.mode.rawValue
+        h.uptimeSeconds = (Clock.monotonic() - started) / nanosPerSecond
+        h.interfaces = handles.keys.sorted()
+        (h.pcapReceived, h.pcapDropped) = (received, dropped)
+        (h.probes, h.closedPortScans) = (Int64(c.probes), Int64(c.closedPortScans))
+        h.eventsWritten = Int64(reporter.limiter.written)
+        h.eventsSuppressed = Int64(reporter.limiter.total.total)
+        (h.blocks, h.breakerOpen) = (Int64(responder.blocks.count), responder.breakerOpen)
+        h.protected = protectedAddresses()
+        h.blocklistRevision = fleet?.status.revision ?? 0
+        h.blocklistEntries = Int64(fleet?.status.entries ?? 0)
+        h.blocklistSkipped = Int64(fleet?.status.skippedNow ?? 0)
+        h.blocklistStale = fleet?.status.stale ?? false
+        h.protection = protectionReport().bounded()
+        h.uplink = uplink.map { u in
+            var counters = u.counters
+            let backlog = u.spoolBacklog
+            (counters.spoolBatches, counters.spoolBytes) = (backlog.batches, backlog.bytes)
+            return counters
+        }
+        return h
     }
 
     /// What the controller needs to keep this host, its neighbours and its admins off the

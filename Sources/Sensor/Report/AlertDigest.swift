@@ -70,14 +70,45 @@ struct AlertDigest: Sendable {
         return lines.joined(separator: "\n")
     }
 
+    /// The webhook body (ALERT_WEBHOOK): the digest as JSON.
     func json(host: String) -> String {
         let items = order.compactMap { scanners[$0] }.map { s in
-            "{\"source\":\(EventFormatter.quote(s.source.description)),\"first_seen\":\(EventFormatter.quote(EventFormatter.isoTimestamp(s.firstSeen, utc: true))),"
-                + "\"events\":\(s.events),\"ports\":[\(s.ports.sorted().map(String.init).joined(separator: ","))],"
-                + "\"types\":[\(s.kinds.sorted().map(EventFormatter.quote).joined(separator: ","))],\"blocked\":\(s.blocked)}"
+            WebhookAlert.Scanner(source: s.source.description, firstSeen: EventFormatter.isoTimestamp(s.firstSeen, utc: true),
+                                 events: s.events, ports: s.ports.sorted(), types: s.kinds.sorted(), blocked: s.blocked)
         }
-        return "{\"sensor\":\"portsentry\",\"host\":\(EventFormatter.quote(host)),\"summary\":\(EventFormatter.quote(subject)),"
-            + "\"scanners\":[\(items.joined(separator: ","))],\"more_events\":\(unlisted),"
-            + "\"notices\":[\(notices.map(EventFormatter.quote).joined(separator: ","))]}"
+        let alert = WebhookAlert(host: host, summary: subject, scanners: items, moreEvents: unlisted, notices: notices)
+        return String(decoding: WireJSON.encode(alert), as: UTF8.self)
     }
+}
+
+/// What an alert webhook receives.
+struct WebhookAlert: Encodable {
+    struct Scanner: Encodable {
+        var source, firstSeen: String
+        var events: Int
+        var ports: [UInt16]
+        var types: [String]
+        var blocked: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case source, events, ports, types, blocked
+            case firstSeen = "first_seen"
+        }
+    }
+
+    var sensor = "portsentry"
+    var host, summary: String
+    var scanners: [Scanner]
+    var moreEvents: Int
+    var notices: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case sensor, host, summary, scanners, notices
+        case moreEvents = "more_events"
+    }
+
+    init(host: String, summary: String, scanners: [Scanner], moreEvents: Int, notices: [String]) {
+        (self.host, self.summary, self.scanners, self.moreEvents, self.notices) = (host, summary, scanners, moreEvents, notices)
+    }
+
 }

@@ -1,11 +1,18 @@
 import Foundation
+import PortsentryShared
 
 /// The spool's file format: `NNNNNNNNNNNNNNNNNNNN.batch` (the sequence, zero-padded so names
 /// sort in order), a one-line JSON header with the event count, then the batch body as it will
 /// be signed and sent.
 extension Uplink {
     static func spoolFile(events: Int, body: [UInt8]) -> Data {
-        Data("{\"events\":\(events),\"v\":2}\n".utf8) + Data(body)
+        Data(WireJSON.encode(SpoolHeader(events: events, v: 2)) + [0x0A] + body)
+    }
+
+    /// A spool file's first line: how many events the batch holds, and the format's version.
+    struct SpoolHeader: Codable {
+        var events: Int
+        var v: Int?
     }
 
     struct Spooled {
@@ -33,8 +40,7 @@ extension Uplink {
     static func read(_ path: String) -> Spooled? {
         guard size(path) <= maxSpoolFileBytes, let data = FileManager.default.contents(atPath: path),
               let newline = data.firstIndex(of: 0x0A),
-              let header = try? JSONSerialization.jsonObject(with: data[..<newline]) as? [String: Any],
-              let events = (header["events"] as? NSNumber)?.intValue, events > 0,
+              let events = (try? WireJSON.decode(SpoolHeader.self, from: data[..<newline]))?.events, events > 0,
               let sequence = UInt64((path as NSString).lastPathComponent.prefix(20)), sequence > 0,
               newline + 1 < data.endIndex else { return nil }
         return Spooled(sequence: sequence, events: events, body: Array(data[(newline + 1)...]))

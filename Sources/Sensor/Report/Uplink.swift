@@ -36,31 +36,7 @@ final class Uplink: @unchecked Sendable {
     static let maxSpoolFileBytes = ReportProtocol.maxBodyBytes + 4096
 
     /// What became of the batches, since start: every event sealed ends up in one of these.
-    struct Counters: Sendable, Equatable {
-        var sealedBatches = 0, sealedEvents = 0
-        var deliveredBatches = 0, deliveredEvents = 0
-        var quarantinedBatches = 0, quarantinedEvents = 0
-        /// Spool full (oldest dropped) or the spool could not be written.
-        var droppedBatches = 0, droppedEvents = 0
-        /// Controller answers that kept the spool (unknown sensor, revoked, bad signature).
-        var refusals = 0
-        /// Batches renumbered after the controller said their sequence was already used.
-        var renumbered = 0
-        /// Requests the controller answered (batches and heartbeats), and the connections they
-        /// had to open: far fewer connections than answers means the connection is reused.
-        var answered = 0, connectionsOpened = 0
-
-        var canonical: CanonicalJSON {
-            .object([
-                "sealed_batches": .int(Int64(sealedBatches)), "sealed_events": .int(Int64(sealedEvents)),
-                "delivered_batches": .int(Int64(deliveredBatches)), "delivered_events": .int(Int64(deliveredEvents)),
-                "quarantined_batches": .int(Int64(quarantinedBatches)), "quarantined_events": .int(Int64(quarantinedEvents)),
-                "dropped_batches": .int(Int64(droppedBatches)), "dropped_events": .int(Int64(droppedEvents)),
-                "refusals": .int(Int64(refusals)), "renumbered": .int(Int64(renumbered)),
-                "answered": .int(Int64(answered)), "connections_opened": .int(Int64(connectionsOpened)),
-            ])
-        }
-    }
+    typealias Counters = UplinkCounters
 
     private let enrollment: Enrollment
     /// The delivery thread's handle: batches and heartbeats share one connection.
@@ -137,9 +113,10 @@ final class Uplink: @unchecked Sendable {
 
     /// The latest status, sent as the next heartbeat; `urgent` sends it now rather than at the
     /// next interval (an admin session that must be protected fleet-wide at once).
-    func heartbeat(_ status: CanonicalJSON, urgent: Bool = false) {
+    func heartbeat(_ status: Heartbeat, urgent: Bool = false) {
+        let body = WireJSON.encode(status)
         condition.lock()
-        heartbeatBody = status.bytes
+        heartbeatBody = body
         if urgent { heartbeatUrgent = true }
         condition.broadcast()
         condition.unlock()
@@ -360,7 +337,7 @@ final class Uplink: @unchecked Sendable {
     }
 
     static func lastSequence(_ body: [UInt8]) -> UInt64? {
-        ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]).flatMap { ($0["last_sequence"] as? NSNumber)?.uint64Value }
+        (try? WireJSON.decode(ControllerReply.self, from: body))?.lastSequence.flatMap { UInt64(exactly: $0) }
     }
 
     static func text(_ body: [UInt8]) -> String { String(decoding: body.prefix(300), as: UTF8.self) }

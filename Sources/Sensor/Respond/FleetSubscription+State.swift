@@ -53,42 +53,59 @@ extension FleetSubscription {
         let description: String
     }
 
-    static func canonicalState(_ s: StateFile) -> CanonicalJSON {
-        .object([
-            "revision": .int(s.revision), "issued_ms": .int(s.issuedMillis),
-            "entries": .array(s.entries.sorted { $0.key.description < $1.key.description }.map {
-                .object(["prefix": .string($0.key.description), "expires": .int($0.value)])
-            }),
-        ])
+    /// The file's form: `{"state": {...}, "sha256": HEX}`, the digest over the state's bytes.
+    /// Prefixes are kept in their text form, so the bytes (and old files' digests) stay the same.
+    private struct Envelope: Codable {
+        var state: Body
+        var sha256: String?
     }
 
-    /// `{"state": {...}, "sha256": HEX}`: the digest of the state's canonical bytes catches a
-    /// truncated, zeroed or altered file. (A file without it, from an older version, is read too.)
+    private struct Body: Codable {
+        var revision: Int64
+        var issuedMillis: Int64
+        var entries: [Entry]
+
+        enum CodingKeys: String, CodingKey {
+            case revision, entries
+            case issuedMillis = "issued_ms"
+        }
+    }
+
+    private struct Entry: Codable {
+        var prefix: String
+        var expires: Int64
+    }
+
+    private static func body(_ s: StateFile) -> Body {
+        Body(revision: s.revision, issuedMillis: s.issuedMillis,
+             entries: s.entries.sorted { $0.key.description < $1.key.description }.map { Entry(prefix: $0.key.description, expires: $0.value) })
+    }
+
+    /// The digest of the state's bytes catches a truncated, zeroed or altered file. (A file
+    /// without it, from an older version, is read too.)
     static func encodeState(_ s: StateFile) -> [UInt8] {
-        let state = canonicalState(s)
-        return CanonicalJSON.object(["state": state, "sha256": .string(Hex.encode(SHA256.digest(state.bytes)))]).bytes
+        let state = body(s)
+        return WireJSON.encode(Envelope(state: state, sha256: Hex.encode(SHA256.digest(WireJSON.encode(state)))))
     }
 
     static func decodeState(_ text: String) throws(StateError) -> StateFile {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
-            throw StateError(description: "not a JSON object (truncated, empty or overwritten)")
+        let envelope: Envelope
+        if let e = try? WireJSON.decode(Envelope.self, from: Array(text.utf8)) {
+            envelope = e
+        } else if let bare = try? WireJSON.decode(Body.self, from: Array(text.utf8)) {
+            envelope = Envelope(state: bare, sha256: nil)  // the oldest form: the state alone
+        } else {
+            throw StateError(description: "not a state file (truncated, empty, overwritten or malformed)")
         }
-        let body = object["state"] as? [String: Any] ?? object
-        func int(_ key: String) throws(StateError) -> Int64 {
-            guard let v = JSONInteger.int64(body[key]) else { throw StateError(description: "\(key) missing") }
-            return v
-        }
-        var state = StateFile(revision: try int("revision"), issuedMillis: try int("issued_ms"), entries: [:])
-        guard let items = body["entries"] as? [[String: Any]] else { throw StateError(description: "entries missing") }
-        for item in items {
-            guard let p = (item["prefix"] as? String).flatMap({ try? IPPrefix(parsing: $0) }),
-                  let e = JSONInteger.int64(item["expires"]), e >= 0 else {
+        var state = StateFile(revision: envelope.state.revision, issuedMillis: envelope.state.issuedMillis, entries: [:])
+        for item in envelope.state.entries {
+            guard let p = try? IPPrefix(parsing: item.prefix), item.expires >= 0 else {
                 throw StateError(description: "a malformed entry")
             }
-            state.entries[p] = e
+            state.entries[p] = item.expires
         }
-        if let digest = object["sha256"] as? String {
-            guard digest == Hex.encode(SHA256.digest(canonicalState(state).bytes)) else {
+        if let digest = envelope.sha256 {
+            guard digest == Hex.encode(SHA256.digest(WireJSON.encode(body(state)))) else {
                 throw StateError(description: "its checksum does not match its contents")
             }
         }

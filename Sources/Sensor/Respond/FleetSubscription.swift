@@ -166,10 +166,8 @@ final class FleetSubscription: @unchecked Sendable {
 
     func pollOnce() -> PollResult {
         let digest = kernelDigest()
-        let body = CanonicalJSON.object([
-            "revision": .int(wantSnapshot ? 0 : revision), "digest": .string(digest), "applied_ms": .int(appliedMillis),
-            "wait": .int(Int64(Self.pollWaitSeconds)),
-        ]).bytes
+        let body = WireJSON.encode(PollRequest(revision: wantSnapshot ? 0 : revision, digest: digest, appliedMillis: appliedMillis,
+                                               wait: Int64(Self.pollWaitSeconds)))
         let millis = Clock.wall() / 1_000_000
         guard let env = try? SignedEnvelope.sign(body: body, sensorID: enrollment.sensor, sequence: 0, timestampMillis: millis,
                                                  key: key, domain: BlockListProtocol.pollDomain) else { return .failed("cannot sign a poll") }

@@ -1,14 +1,14 @@
-import Foundation
 
 /// One entry of the fleet-wide block list: who (an address or a prefix) and until when.
-public struct BlockEntry: Hashable, Sendable {
+public struct BlockEntry: Codable, Hashable, Sendable {
+    enum CodingKeys: String, CodingKey { case prefix, expires }
+
     public var prefix: IPPrefix
     /// Epoch seconds; 0 means until removed.
     public var expires: Int64
 
     public init(prefix: IPPrefix, expires: Int64) {
-        self.prefix = prefix
-        self.expires = expires
+        (self.prefix, self.expires) = (prefix, expires)
     }
 
     public func isLive(at now: Int64) -> Bool { expires == 0 || expires > now }
@@ -18,7 +18,7 @@ public struct BlockEntry: Hashable, Sendable {
 /// or a full snapshot (`base == 0`). Signed by the controller's key over the exact body
 /// bytes; the sensor verifies against the key it pinned at enrollment before anything
 /// touches its firewall.
-public struct BlockListUpdate: Equatable, Sendable {
+public struct BlockListUpdate: Codable, Equatable, Sendable {
     public var revision: Int64
     /// The revision this delta applies to; 0 for a snapshot (replace everything).
     public var base: Int64
@@ -29,19 +29,12 @@ public struct BlockListUpdate: Equatable, Sendable {
     public var isSnapshot: Bool { base == 0 }
 
     public init(revision: Int64, base: Int64, issuedMillis: Int64, add: [BlockEntry], remove: [IPPrefix]) {
-        self.revision = revision
-        self.base = base
-        self.issuedMillis = issuedMillis
-        self.add = add
-        self.remove = remove
+        (self.revision, self.base, self.issuedMillis, self.add, self.remove) = (revision, base, issuedMillis, add, remove)
     }
 
-    public var canonical: CanonicalJSON {
-        .object([
-            "revision": .int(revision), "base": .int(base), "issued_ms": .int(issuedMillis),
-            "add": .array(add.map { .object(["prefix": .string($0.prefix.description), "expires": .int($0.expires)]) }),
-            "remove": .array(remove.map { .string($0.description) }),
-        ])
+    enum CodingKeys: String, CodingKey {
+        case revision, base, add, remove
+        case issuedMillis = "issued_ms"
     }
 
     public enum ParseError: Error, Equatable, CustomStringConvertible {
@@ -51,37 +44,12 @@ public struct BlockListUpdate: Equatable, Sendable {
         }
     }
 
+    /// The update in `bytes`, its revisions checked (every number is an exact Int64, every
+    /// prefix valid, no expiry negative: anything else is refused whole).
     public init(json bytes: [UInt8]) throws(ParseError) {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
-            throw .malformed("not a JSON object")
-        }
-        func int(_ key: String) throws(ParseError) -> Int64 {
-            guard let v = JSONInteger.int64(object[key]) else { throw .malformed("\(key)") }
-            return v
-        }
-        revision = try int("revision")
-        base = try int("base")
-        issuedMillis = try int("issued_ms")
+        do { self = try WireJSON.decode(BlockListUpdate.self, from: bytes) } catch { throw .malformed(error.description) }
         guard revision > 0, base >= 0, base < revision else { throw .malformed("revision \(revision) from base \(base)") }
-        guard let adds = object["add"] as? [[String: Any]], let removes = object["remove"] as? [String] else {
-            throw .malformed("add/remove lists")
-        }
-        var parsedAdds: [BlockEntry] = []
-        parsedAdds.reserveCapacity(adds.count)
-        for a in adds {
-            guard let text = a["prefix"] as? String, let p = try? IPPrefix(parsing: text),
-                  let e = JSONInteger.int64(a["expires"]), e >= 0 else {
-                throw .malformed("entry \(a)")
-            }
-            parsedAdds.append(BlockEntry(prefix: p, expires: e))
-        }
-        var parsedRemoves: [IPPrefix] = []
-        for r in removes {
-            guard let p = try? IPPrefix(parsing: r) else { throw .malformed("removal \(r)") }
-            parsedRemoves.append(p)
-        }
-        add = parsedAdds
-        remove = parsedRemoves
+        if let bad = add.first(where: { $0.expires < 0 }) { throw .malformed("entry \(bad.prefix) expires at \(bad.expires)") }
     }
 }
 
@@ -114,14 +82,12 @@ public enum BlockListProtocol {
 
     /// The 200 body: signed header line, then the update bytes.
     public static func frame(_ update: BlockListUpdate, key: Ed25519.PrivateKey) throws(Ed25519.Failure) -> [UInt8] {
-        let body = update.canonical.bytes
+        let body = WireJSON.encode(update)
         let env = try SignedEnvelope.sign(body: body, sensorID: signer, sequence: UInt64(update.revision),
                                           timestampMillis: update.issuedMillis, key: key, domain: updateDomain)
-        let header = CanonicalJSON.object([
-            "revision": .int(update.revision), "timestamp": .int(update.issuedMillis),
-            "digest": .string(Hex.encode(env.bodyDigest)), "signature": .string(Hex.encode(env.signature)),
-        ])
-        return header.bytes + [0x0A] + body
+        let header = FrameHeader(revision: update.revision, timestamp: update.issuedMillis, digest: Hex.encode(env.bodyDigest),
+                                 signature: Hex.encode(env.signature))
+        return WireJSON.encode(header) + [0x0A] + body
     }
 
     public enum Refusal: Error, Equatable, CustomStringConvertible {
@@ -140,13 +106,11 @@ public enum BlockListProtocol {
     public static func open(_ framed: [UInt8], key: Ed25519.PublicKey) throws(Refusal) -> BlockListUpdate {
         guard framed.count <= maxUpdateBytes else { throw .malformed("larger than \(maxUpdateBytes) bytes") }
         guard let newline = framed.firstIndex(of: 0x0A),
-              let header = try? JSONSerialization.jsonObject(with: Data(framed[..<newline])) as? [String: Any],
-              let revision = JSONInteger.int64(header["revision"]), revision > 0,
-              let timestamp = JSONInteger.int64(header["timestamp"]),
-              let digest = (header["digest"] as? String).flatMap(Hex.decode),
-              let signature = (header["signature"] as? String).flatMap(Hex.decode) else {
+              let header = try? WireJSON.decode(FrameHeader.self, from: framed[..<newline]), header.revision > 0,
+              let digest = Hex.decode(header.digest), let signature = Hex.decode(header.signature) else {
             throw .malformed("header line")
         }
+        let (revision, timestamp) = (header.revision, header.timestamp)
         let body = Array(framed[(newline + 1)...])
         let env = SignedEnvelope(sensorID: signer, sequence: UInt64(revision), timestampMillis: timestamp,
                                  bodyDigest: digest, signature: signature)
@@ -185,11 +149,9 @@ public struct PollReceipt: Equatable, Sendable {
         let digest = SHA256.digest(rest)
         let signature = try key.sign(input(sensor: sensor, pollMillis: pollMillis, revision: revision,
                                            answeredMillis: answeredMillis, restDigest: digest))
-        let line = CanonicalJSON.object([
-            "poll_ms": .int(pollMillis), "revision": .int(revision), "answered_ms": .int(answeredMillis),
-            "digest": .string(Hex.encode(digest)), "signature": .string(Hex.encode(signature)),
-        ])
-        return line.bytes + [0x0A] + rest
+        let line = ReceiptLine(pollMillis: pollMillis, revision: revision, answeredMillis: answeredMillis, digest: Hex.encode(digest),
+                               signature: Hex.encode(signature))
+        return WireJSON.encode(line) + [0x0A] + rest
     }
 
     /// Verifies an answer to the poll `pollMillis` made by `sensor`; returns the receipt and the
@@ -198,14 +160,12 @@ public struct PollReceipt: Equatable, Sendable {
                             key: Ed25519.PublicKey) throws(BlockListProtocol.Refusal) -> (PollReceipt, BlockListUpdate?) {
         guard answer.count <= BlockListProtocol.maxUpdateBytes + 4096 else { throw .malformed("answer too large") }
         guard let newline = answer.firstIndex(of: 0x0A), newline <= 4096,
-              let header = try? JSONSerialization.jsonObject(with: Data(answer[..<newline])) as? [String: Any],
-              let poll = JSONInteger.int64(header["poll_ms"]),
-              let revision = JSONInteger.int64(header["revision"]), revision >= 0,
-              let answered = JSONInteger.int64(header["answered_ms"]),
-              let digest = (header["digest"] as? String).flatMap(Hex.decode), digest.count == 32,
-              let signature = (header["signature"] as? String).flatMap(Hex.decode), signature.count == Ed25519.signatureBytes else {
+              let line = try? WireJSON.decode(ReceiptLine.self, from: answer[..<newline]), line.revision >= 0,
+              let digest = Hex.decode(line.digest), digest.count == 32,
+              let signature = Hex.decode(line.signature), signature.count == Ed25519.signatureBytes else {
             throw .malformed("receipt line")
         }
+        let (poll, revision, answered) = (line.pollMillis, line.revision, line.answeredMillis)
         let rest = Array(answer[(newline + 1)...])
         guard SHA256.digest(rest) == digest else { throw .signature(.digestMismatch) }
         guard key.verify(signature, of: input(sensor: sensor, pollMillis: poll, revision: revision, answeredMillis: answered,
@@ -214,5 +174,43 @@ public struct PollReceipt: Equatable, Sendable {
         let receipt = PollReceipt(pollMillis: poll, revision: revision, answeredMillis: answered, restDigest: digest, signature: signature)
         if rest.isEmpty { return (receipt, nil) }
         return (receipt, try BlockListProtocol.open(rest, key: key))
+    }
+}
+
+/// The first line of a 200 update body: the update's signed envelope.
+struct FrameHeader: Codable {
+    var revision, timestamp: Int64
+    /// Hex: the SHA-256 of the update's bytes, and the controller's signature.
+    var digest, signature: String
+}
+
+/// The first line of every poll answer (see `PollReceipt`).
+struct ReceiptLine: Codable {
+    var pollMillis, revision, answeredMillis: Int64
+    /// Hex: the SHA-256 of what follows the line, and the controller's signature.
+    var digest, signature: String
+
+    enum CodingKeys: String, CodingKey {
+        case revision, digest, signature
+        case pollMillis = "poll_ms", answeredMillis = "answered_ms"
+    }
+}
+
+/// A sensor's long poll (`POST /v1/blocklist`, signed in the poll domain): the revision it
+/// holds (0 asks for a snapshot), the digest of what its kernel holds, when it applied that
+/// revision and how long it is willing to wait.
+public struct PollRequest: Codable, Equatable, Sendable {
+    public var revision: Int64
+    public var digest: String
+    public var appliedMillis: Int64?
+    public var wait: Int64?
+
+    enum CodingKeys: String, CodingKey {
+        case revision, digest, wait
+        case appliedMillis = "applied_ms"
+    }
+
+    public init(revision: Int64, digest: String, appliedMillis: Int64, wait: Int64) {
+        (self.revision, self.digest, self.appliedMillis, self.wait) = (revision, digest, appliedMillis, wait)
     }
 }

@@ -1,5 +1,3 @@
-import Foundation
-
 /// What a sensor tells the controller, in every heartbeat, about the addresses around it:
 /// which must never be blocked fleet-wide (its own, its gateways and resolvers, its ignore
 /// file, the peers of live admin sessions) and which have proven themselves by completing
@@ -54,21 +52,12 @@ public struct ProtectionReport: Codable, Equatable, Sendable {
         return r
     }
 
-    public var canonical: CanonicalJSON {
-        func hosts(_ list: [IPAddress]) -> CanonicalJSON { .array(list.map { .string($0.description) }) }
-        func nets(_ list: [IPPrefix]) -> CanonicalJSON { .array(list.map { .string("\($0.network)/\($0.length)") }) }
-        let r = bounded()
-        return .object([
-            "addresses": hosts(r.addresses), "networks": nets(r.networks), "gateways": hosts(r.gateways),
-            "resolvers": hosts(r.resolvers), "controller": hosts(r.controller), "ignored": nets(r.ignored),
-            "sessions": hosts(r.sessions), "peers": hosts(r.peers), "fleet_skipped": .int(r.fleetSkipped),
-        ])
-    }
-
     /// The report inside a heartbeat status body (`{"protection": {...}, ...}`); nil when the
     /// body has none or it is malformed.
     public static func fromHeartbeat(_ body: [UInt8]) -> ProtectionReport? {
-        struct Envelope: Decodable { var protection: ProtectionReport? }
-        return (try? JSONDecoder().decode(Envelope.self, from: Data(body)))?.protection?.bounded()
+        // Only this field is read: protection must not be lost to another field of a
+        // heartbeat from a different version failing to decode.
+        struct ProtectionOnly: Decodable { var protection: ProtectionReport? }
+        return (try? WireJSON.decode(ProtectionOnly.self, from: body))?.protection?.bounded()
     }
 }

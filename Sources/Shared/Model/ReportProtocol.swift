@@ -1,5 +1,5 @@
 /// The sensor → controller reporting contract: where a signed batch goes and how its
-/// envelope travels (HTTP headers; the body is the canonical JSON the digest covers).
+/// envelope travels (HTTP headers; the body is the `EventBatch` whose bytes the digest covers).
 public enum ReportProtocol {
     public static let eventsPath = "/v1/events"
     public static let enrollPath = "/v1/enroll"
@@ -31,8 +31,8 @@ public enum ReportProtocol {
         return (o1 || timestamp >= low) && (o2 || timestamp <= high)
     }
 
-    /// The body of a batch: `{"events":[...]}` in canonical JSON.
+    /// The body of a batch: `{"events":[...]}`.
     public static func body(events: [ScanEvent]) -> [UInt8] {
-        CanonicalJSON.object(["events": .array(events.map(\.canonical))]).bytes
+        WireJSON.encode(EventBatch(events))
     }
 }

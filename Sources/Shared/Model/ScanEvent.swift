@@ -98,7 +98,8 @@ public enum ProbeKind: Hashable, Sendable {
     }
 }
 
-public enum Evidence: Int, Sendable, Codable, Comparable, CustomStringConvertible {
+/// How hard a probe is to forge. On the wire and in the store it travels as its name.
+public enum Evidence: Int, Sendable, Comparable, CaseIterable, CustomStringConvertible {
     case udp = 1
     case negativeReply = 2
     case tripwire = 3
@@ -113,6 +114,26 @@ public enum Evidence: Int, Sendable, Codable, Comparable, CustomStringConvertibl
         case .tripwire: return "tripwire"
         case .handshake: return "handshake"
         }
+    }
+
+    public init?(name: String) {
+        guard let e = Self.allCases.first(where: { $0.description == name }) else { return nil }
+        self = e
+    }
+}
+
+extension Evidence: Codable {
+    public init(from decoder: any Decoder) throws {
+        let name = try decoder.singleValueContainer().decode(String.self)
+        guard let e = Evidence(name: name) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown evidence class \(name)"))
+        }
+        self = e
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
     }
 }
 

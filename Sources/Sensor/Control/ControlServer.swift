@@ -56,7 +56,7 @@ final class ControlServer {
     }
 
     /// Accepts one client and answers it with `handle`.
-    func serve(_ handle: ([String: Any]) -> [String: Any]) {
+    func serve(_ handle: (ControlRequest) -> ControlReply) {
         let client = accept(fd, nil, nil)
         guard client >= 0 else { return }
         defer { close(client) }
@@ -64,19 +64,17 @@ final class ControlServer {
         setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) & ~O_NONBLOCK)
-        var reply: [String: Any]
+        let reply: ControlReply
         var credentials = PeerCredentials()
         var length = socklen_t(MemoryLayout<PeerCredentials>.size)
         if getsockopt(client, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0 || credentials.uid != 0 {
-            reply = ["ok": false, "error": "permission denied: the control socket is for root"]
+            reply = .failure("permission denied: the control socket is for root")
         } else if let request = ControlClient.readLine(client, limit: Self.maxRequestBytes) {
-            if let object = try? JSONSerialization.jsonObject(with: request) as? [String: Any] {
-                reply = handle(object)
-            } else {
-                reply = ["ok": false, "error": "the request is not a JSON object"]
+            do { reply = handle(try WireJSON.decode(ControlRequest.self, from: request)) } catch {
+                reply = .failure("not a control request: \(error.description)")
             }
         } else {
-            reply = ["ok": false, "error": "no request, or larger than \(Self.maxRequestBytes) bytes"]
+            reply = .failure("no request, or larger than \(Self.maxRequestBytes) bytes")
         }
         ControlClient.writeLine(client, reply)
     }
@@ -127,14 +125,14 @@ enum ControlClient {
     }
 
     /// Sends one request and returns the reply object.
-    static func request(_ path: String, _ request: [String: Any], timeoutSeconds: Int = 30) throws(ControlServer.Failure) -> [String: Any] {
+    static func request(_ path: String, _ request: ControlRequest, timeoutSeconds: Int = 30) throws(ControlServer.Failure) -> ControlReply {
         let s = try connect(path)
         defer { close(s) }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         writeLine(s, request)
         guard let line = readLine(s, limit: 512 << 20),
-              let reply = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else {
+              let reply = try? WireJSON.decode(ControlReply.self, from: line) else {
             throw ControlServer.Failure(description: "no valid reply from the sensor at \(path)")
         }
         return reply
@@ -153,9 +151,8 @@ enum ControlClient {
         return nil
     }
 
-    static func writeLine(_ fd: Int32, _ object: [String: Any]) {
-        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        data.append(0x0A)
+    static func writeLine(_ fd: Int32, _ message: some Encodable) {
+        let data = WireJSON.encode(message) + [0x0A]
         data.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
