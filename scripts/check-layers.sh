@@ -18,7 +18,7 @@ declare -A allowed=(
   # Correlate and decide: pure policy. No HTTP server, no database driver, no network.
   [Sources/ControllerCore]="PortsentryShared Logging Synchronization Foundation"
   # The controller: never libpcap, nftables or the sensor's modules.
-  [Sources/Controller]="ControllerCore PortsentryShared Foundation Glibc Logging ArgumentParser Hummingbird HummingbirdTLS ServiceLifecycle GRDB PostgresNIO Synchronization NIOCore NIOPosix NIOSSL"
+  [Sources/Controller]="ControllerCore PortsentryShared Foundation Glibc Logging ArgumentParser Hummingbird HummingbirdTLS ServiceLifecycle GRDB PostgresNIO Synchronization NIOCore NIOPosix NIOSSL X509 Crypto SwiftASN1 Prometheus"
   [Sources/ControllerMain]="Controller"
 )
 

@@ -121,7 +121,7 @@ import Testing
         let sensor = try #require(try await f.store.sensor("web-1"))
         #expect(sensor.version == "3.0.0-test" && sensor.status.contains("uptime_seconds"))
         // What became of the sensor's events, from its heartbeat, in /metrics.
-        let metrics = await f.fleet.statusMetrics(nowMillis: Self.now)
+        let metrics = await f.fleet.metricsText(nowMillis: Self.now)
         #expect(metrics.contains("portsentry_controller_sensor_uplink_events{sensor=\"web-1\",state=\"quarantined\"} 2"))
         #expect(metrics.contains("portsentry_controller_sensor_uplink_events{sensor=\"web-1\",state=\"dropped\"} 1"))
     }

@@ -32,7 +32,9 @@ extension EndToEnd {
                 }
                 func cli(_ args: [String]) throws -> String { try Lab.run([Self.binary] + args + ["--data", data] + database) }
                 try Lab.run([Self.binary, "init", "--data", data, "--name", "127.0.0.1"])
-                let token = try cli(["sensors", "add", "web-1"]).trimmingCharacters(in: .whitespacesAndNewlines)
+                // A name of this run's own: the PostgreSQL database outlives one run of the suite.
+                let name = "web-" + UUID().uuidString.prefix(8).lowercased()
+                let token = try cli(["sensors", "add", name]).trimmingCharacters(in: .whitespacesAndNewlines)
                 func serve(_ log: String) throws -> Child {
                     let args = [Self.binary, "serve", "--data", data, "--listen", "127.0.0.1", "--port", port] + database
                     let c = try namespace.map { try lab.spawn($0, args, log: log) } ?? lab.spawnHere(args, log: log)
@@ -71,10 +73,10 @@ extension EndToEnd {
                     let body = ReportProtocol.body(events: events)
                     let bodyFile = lab.file("batch.json")
                     try Data(body).write(to: URL(fileURLWithPath: bodyFile))
-                    let env = try SignedEnvelope.sign(body: body, sensorID: "web-1", sequence: UInt64(sequence),
+                    let env = try SignedEnvelope.sign(body: body, sensorID: name, sequence: UInt64(sequence),
                                                       timestampMillis: Int64(Date().timeIntervalSince1970 * 1000), key: key)
                     let reply = try curl(ReportProtocol.eventsPath, ["-X", "POST", "--data-binary", "@" + bodyFile,
-                        "-H", "\(ReportProtocol.sensorHeader): web-1", "-H", "\(ReportProtocol.sequenceHeader): \(sequence)",
+                        "-H", "\(ReportProtocol.sensorHeader): \(name)", "-H", "\(ReportProtocol.sequenceHeader): \(sequence)",
                         "-H", "\(ReportProtocol.timestampHeader): \(env.timestampMillis)",
                         "-H", "\(ReportProtocol.digestHeader): \(Hex.encode(env.bodyDigest))",
                         "-H", "\(ReportProtocol.signatureHeader): \(Hex.encode(env.signature))"])

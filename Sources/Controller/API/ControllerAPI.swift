@@ -21,9 +21,10 @@ struct ControllerAPI: Sendable {
         let router = Router(context: ControllerContext.self)
         router.get("/health") { _, _ in Self.json(["status": "ok"]) }
         router.get("/metrics") { _, _ in
-            let extra = await fleet.statusMetrics(nowMillis: clock())
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                            body: .init(byteBuffer: ByteBuffer(string: metrics.prometheusText + fleet.metrics.prometheusText + extra)))
+            var text = await fleet.metricsText(nowMillis: clock())
+            // One registry in the service; a second one (a test's) is exported too, not lost.
+            if metrics.registry !== fleet.metrics.registry { text += metrics.registry.emitToString() }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         router.post(RouterPath(stringLiteral: ReportProtocol.enrollPath)) { request, _ in
             try await enroll(request)

@@ -150,26 +150,19 @@ struct Init: ParsableCommand {
 
     func run() throws {
         let fm = FileManager.default
-        // Everything made here is private from its creation: directory, keys, token, settings
-        // (and what openssl writes), never created readable and narrowed afterwards.
+        // Everything made here is private from its creation: directory, keys, token, settings,
+        // never created readable and narrowed afterwards.
         umask(0o077)
         try fm.createDirectory(atPath: data.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         guard !fm.fileExists(atPath: data.database) else { throw Failure("\(data.directory) is already initialised") }
         func createPrivate(_ path: String, _ text: String) throws {
             do { try PrivateFile.replace(path, contents: Array(text.utf8)) } catch { throw Failure(error.description) }
         }
-        // openssl opens -keyout with O_TRUNC: an empty file made 0600 here keeps that mode.
-        try createPrivate(data.tlsKey, "")
-        let san = names.map { IPAddress($0) != nil ? "IP:\($0)" : "DNS:\($0)" }.joined(separator: ",")
-        let openssl = Process()
-        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        openssl.arguments = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                             "-keyout", data.tlsKey, "-out", data.tlsCert, "-days", "3650",
-                             "-subj", "/CN=\(names.first ?? "portsentry-controller")", "-addext", "subjectAltName=\(san)"]
-        openssl.standardError = FileHandle.nullDevice
-        do { try openssl.run() } catch { throw Failure("cannot run /usr/bin/openssl to make the TLS certificate: \(error)") }
-        openssl.waitUntilExit()
-        guard openssl.terminationStatus == 0 else { throw Failure("openssl failed to create the TLS certificate") }
+        let tls: (certificate: String, key: String)
+        do { tls = try SelfSignedCertificate.make(names: names) } catch { throw Failure(error.description) }
+        try createPrivate(data.tlsKey, tls.key)
+        try createPrivate(data.tlsCert, tls.certificate)
+        let san = names.joined(separator: ", ")
         let key = try Ed25519.PrivateKey.generate()
         try createPrivate(data.signingKey, Hex.encode(key.raw))
         _ = try SQLiteStore(path: data.database)
@@ -215,7 +208,7 @@ struct Serve: AsyncParsableCommand {
         var fleet = try await FleetServices.make(store: store, signing: signing, policy: config.policy, operatorToken: token,
                                                  logger: logger)
         fleet.tlsPin = try data.tlsPin()
-        let api = ControllerAPI(store: store, metrics: IngestMetrics(), signingKey: try signing.publicKey, fleet: fleet, logger: logger,
+        let api = ControllerAPI(store: store, metrics: IngestMetrics(registry: fleet.metrics.registry), signingKey: try signing.publicKey, fleet: fleet, logger: logger,
                                 clock: { Int64(Date().timeIntervalSince1970 * 1000) })
         let address = host ?? config.listen, tcpPort = port ?? config.port
         let budget = ConnectionLimits.connectionBudget(logger: logger)

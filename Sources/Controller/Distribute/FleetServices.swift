@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import PortsentryShared
+import Prometheus
 import Synchronization
 import ControllerCore
 
@@ -22,6 +23,8 @@ struct FleetServices: Sendable {
     let applied = AppliedRevisions()
     /// Each sensor's newest poll timestamp: an older or equal one is a replay.
     let polls = PollClock()
+    /// What `/metrics` exported last of the state it reads at scrape time.
+    let exported = ScrapeState()
     /// The `sha256//BASE64` pin of the TLS certificate served, handed to sensors at
     /// enrollment so they accept no other key afterwards (nil: none is reported).
     var tlsPin: String? = nil
@@ -35,7 +38,7 @@ struct FleetServices: Sendable {
                                           peerMemory: policy.peerMemory)
         let nowSeconds = Int64(Date().timeIntervalSince1970)
         for s in try await store.sensors() where !s.revoked { protected.update(sensor: s.name, status: s.status, now: nowSeconds) }
-        let metrics = FleetMetrics()
+        let metrics = FleetMetrics(registry: PrometheusCollectorRegistry())
         let engine = DecisionEngine(store: store, policy: policy, protected: protected, logger: logger,
                                     published: { await hub.advance(to: $0) })
         let correlation = CorrelationService(policy: policy, engine: engine, metrics: metrics, logger: logger)
@@ -63,60 +66,42 @@ struct FleetServices: Sendable {
         }
     }
 
-    /// Metrics that live outside `FleetMetrics`: the breaker and the protected registry.
-    func statusMetrics(nowMillis: Int64) async -> String {
+    /// `/metrics`: the registry's text, after the gauges read from live state (the breaker,
+    /// the protected registry, each sensor's last heartbeat) are brought up to date.
+    func metricsText(nowMillis: Int64) async -> String {
+        await refreshGauges(nowMillis: nowMillis)
+        return metrics.registry.emitToString()
+    }
+
+    private func refreshGauges(nowMillis: Int64) async {
+        let r = metrics.registry
+        func gauge(_ name: String, _ help: String, _ value: some BinaryInteger, labels: [(String, String)] = []) {
+            r.makeGauge(descriptor: Metric.named(name, help), labels: labels).set(Int64(value))
+        }
         let b = await correlation.breakerStatus(nowMillis: nowMillis)
         let c = protected.counts(now: nowMillis / 1000)
-        let lines = [
-            "# HELP portsentry_controller_breaker_open 1 while the fleet circuit breaker refuses automatic decisions.",
-            "# TYPE portsentry_controller_breaker_open gauge",
-            "portsentry_controller_breaker_open \(b.open ? 1 : 0)",
-            "# HELP portsentry_controller_breaker_openings_total Times the fleet circuit breaker opened.",
-            "# TYPE portsentry_controller_breaker_openings_total counter",
-            "portsentry_controller_breaker_openings_total \(b.openings)",
-            "# HELP portsentry_controller_protected_claims Believed protection claims from sensors (own addresses, gateways, resolvers, ignore entries).",
-            "# TYPE portsentry_controller_protected_claims gauge",
-            "portsentry_controller_protected_claims \(c.claims)",
-            "# HELP portsentry_controller_protected_sessions Admin-session peers protected fleet-wide (live or in grace).",
-            "# TYPE portsentry_controller_protected_sessions gauge",
-            "portsentry_controller_protected_sessions \(c.sessions)",
-            "# HELP portsentry_controller_known_peers Addresses that completed real connections with fleet members (PEER_MEMORY).",
-            "# TYPE portsentry_controller_known_peers gauge",
-            "portsentry_controller_known_peers \(c.knownPeers)",
-            "# HELP portsentry_controller_protected_claims_implausible_total Sensor claims not believed (gateway or resolver off its networks, ignore entry too wide).",
-            "# TYPE portsentry_controller_protected_claims_implausible_total counter",
-            "portsentry_controller_protected_claims_implausible_total \(c.implausible)",
-            "# HELP portsentry_controller_sensor_fleet_skipped Fleet-list entries sensors refused to enforce on themselves (protected there).",
-            "# TYPE portsentry_controller_sensor_fleet_skipped gauge",
-            "portsentry_controller_sensor_fleet_skipped \(c.fleetSkipped)",
-        ]
-        return lines.joined(separator: "\n") + "\n" + (await sensorUplinkMetrics())
+        gauge("breaker_open", "1 while the fleet circuit breaker refuses automatic decisions.", b.open ? 1 : 0)
+        gauge("protected_claims", "Believed protection claims from sensors (own addresses, gateways, resolvers, ignore entries).", c.claims)
+        gauge("protected_sessions", "Admin-session peers protected fleet-wide (live or in grace).", c.sessions)
+        gauge("known_peers", "Addresses that completed real connections with fleet members (PEER_MEMORY).", c.knownPeers)
+        gauge("sensor_fleet_skipped", "Fleet-list entries sensors refused to enforce on themselves (protected there).", c.fleetSkipped)
+        // Totals kept elsewhere, exported as counters: advanced by what they grew since the last scrape.
+        exported.advance("breaker_openings_total", "Times the fleet circuit breaker opened.", to: b.openings, in: r)
+        exported.advance("protected_claims_implausible_total",
+                         "Sensor claims not believed (gateway or resolver off its networks, ignore entry too wide).", to: Int(c.implausible), in: r)
+        await refreshSensorGauges()
     }
 
     /// What each sensor's last heartbeat says became of its events: delivered, quarantined,
-    /// dropped, still spooled (the sensor's own counts since it started; refusals too).
-    private func sensorUplinkMetrics() async -> String {
-        guard let sensors = try? await lists.store.sensors() else { return "" }
-        // Prometheus wants each family's samples together: one list per family.
-        var events = ["# HELP portsentry_controller_sensor_uplink_events Events by fate, as each sensor last reported (since it started).",
-                      "# TYPE portsentry_controller_sensor_uplink_events gauge"]
-        var spooled = ["# HELP portsentry_controller_sensor_uplink_spooled_batches Batches waiting in each sensor's spool.",
-                       "# TYPE portsentry_controller_sensor_uplink_spooled_batches gauge"]
-        var stale = ["# HELP portsentry_controller_sensor_blocklist_stale 1 when a sensor heard no fresh signed block-list answer within its FLEET_STALE_AFTER.",
-                     "# TYPE portsentry_controller_sensor_blocklist_stale gauge"]
-        for s in sensors.sorted(by: { $0.name < $1.name }) where !s.revoked {
-            guard let heartbeat = try? WireJSON.decode(Heartbeat.self, from: Array(s.status.utf8)), let uplink = heartbeat.uplink else {
-                continue
-            }
-            let name = s.name.replacingOccurrences(of: "\"", with: "")
-            for (state, count) in [("sealed", uplink.sealedEvents), ("delivered", uplink.deliveredEvents),
-                                   ("quarantined", uplink.quarantinedEvents), ("dropped", uplink.droppedEvents)] {
-                events.append("portsentry_controller_sensor_uplink_events{sensor=\"\(name)\",state=\"\(state)\"} \(count)")
-            }
-            spooled.append("portsentry_controller_sensor_uplink_spooled_batches{sensor=\"\(name)\"} \(uplink.spoolBatches)")
-            stale.append("portsentry_controller_sensor_blocklist_stale{sensor=\"\(name)\"} \(heartbeat.blocklistStale == true ? 1 : 0)")
+    /// dropped, still spooled (the sensor's own counts since it started). A sensor revoked or
+    /// removed since the last scrape disappears from the output.
+    private func refreshSensorGauges() async {
+        guard let sensors = try? await lists.store.sensors() else { return }
+        var shown: [String: Heartbeat] = [:]
+        for s in sensors where !s.revoked {
+            if let h = try? WireJSON.decode(Heartbeat.self, from: Array(s.status.utf8)), h.uplink != nil { shown[MetricLabel.clean(s.name)] = h }
         }
-        return (events + spooled + stale).joined(separator: "\n") + "\n"
+        exported.showSensors(shown, in: metrics.registry)
     }
 
     /// Follows revisions made elsewhere (the CLI, other controller replicas on the same

@@ -90,12 +90,15 @@ struct SensorStatus: Codable, Equatable, Sendable {
         var firewall: String, dryRun: Bool, blocks: Int, killActionHosts: Int
         var blocked: UInt64, alreadyBlocked: UInt64, protectedSkipped: UInt64, breakerOpen: Bool, breakerRefused: UInt64
         var failures: UInt64, expired: UInt64, lastBlockLatencyMicros: Int64, maxBlockLatencyMicros: Int64
+        /// KILL_* actions waiting for (or running on) the worker, and those refused because it was full.
+        var commandsQueued: Int, commandsDropped: UInt64
 
         enum CodingKeys: String, CodingKey {
             case firewall, blocks, blocked, failures, expired
             case dryRun = "dry_run", killActionHosts = "kill_action_hosts", alreadyBlocked = "already_blocked"
             case protectedSkipped = "protected_skipped", breakerOpen = "breaker_open", breakerRefused = "breaker_refused"
             case lastBlockLatencyMicros = "last_block_latency_us", maxBlockLatencyMicros = "max_block_latency_us"
+            case commandsQueued = "commands_queued", commandsDropped = "commands_dropped"
         }
     }
 

@@ -43,13 +43,21 @@ final class EventPipeline {
         var d = detected
         let admitted = reporter.admit(d, now: now)
         if admitted { reporter.announce(d.event) }
-        responder.respond(to: &d.event, now: wallSeconds, quiet: !admitted)
-        if admitted {
-            reporter.write(d.event)
-            // What is written to the log goes to the controller too (never ignored hosts).
-            if d.event.ignored != .yes { uplink?.add(d.event, now: now) }
-        }
+        let deferred = responder.respond(to: &d.event, now: wallSeconds, quiet: !admitted)
+        if admitted, !deferred { record(d.event, now: now) }
         if d.event.isActionable { alerts?.note(d.event, now: now) }
         return d
+    }
+
+    /// The event's line and file records, and the controller (never for ignored hosts).
+    private func record(_ event: ScanEvent, now: Int64) {
+        reporter.write(event)
+        if event.ignored != .yes { uplink?.add(event, now: now) }
+    }
+
+    /// Events held while their KILL_* actions ran on the worker: written now, in the order
+    /// the actions finished, with what they did.
+    func recordFinishedActions(now: Int64) {
+        for (event, report) in responder.collectCommandResults() where report { record(event, now: now) }
     }
 }

@@ -133,7 +133,8 @@ extension SensorDaemon {
             killActionHosts: responder.commandBlocks.count, blocked: r.blocked, alreadyBlocked: r.alreadyBlocked,
             protectedSkipped: r.protectedSkipped, breakerOpen: responder.breakerOpen, breakerRefused: r.breakerRefused,
             failures: r.failures, expired: r.expired, lastBlockLatencyMicros: r.lastBlockLatencyMicros,
-            maxBlockLatencyMicros: r.maxBlockLatencyMicros)
+            maxBlockLatencyMicros: r.maxBlockLatencyMicros, commandsQueued: responder.commandQueue?.queued ?? 0,
+            commandsDropped: responder.commandQueue?.dropped ?? 0)
         var fleetStatus = SensorStatus.Fleet(enrolled: fleet != nil)
         if let f = fleet?.status {
             (fleetStatus.revision, fleetStatus.entries, fleetStatus.connected) = (f.revision, f.entries, f.connected)

@@ -107,7 +107,8 @@ final class SensorDaemon {
         let commandBlocks = try config.blockedFile.map { path throws(TextFile.Failure) in
             try BlockedHosts(file: path, format: blockedFormat)
         }
-        let responder = Responder(config: config, firewall: firewall, blocks: blocks, commandBlocks: commandBlocks)
+        let responder = Responder(config: config, firewall: firewall, blocks: blocks, commandBlocks: commandBlocks,
+                                  commandQueue: CommandQueue())
         responder.legacy12 = options.legacy12
         pipeline = EventPipeline(detector: detector, responder: responder, reporter: reporter)
         if let commandBlocks, commandBlocks.count > 0 {
@@ -260,6 +261,7 @@ final class SensorDaemon {
             timers.stats = now
             reportDrops(final: false)
         }
+        pipeline.recordFinishedActions(now: now)
         reporter.tick(now: now)
         alerts?.tick(now: now)
         uplink?.tick(now: now)
@@ -283,6 +285,9 @@ final class SensorDaemon {
     }
 
     private func shutDown() {
+        // KILL_* actions already started finish, and their results are kept (BLOCKED_FILE).
+        responder.commandQueue?.drainAndStop()
+        pipeline.recordFinishedActions(now: Clock.monotonic())
         uplink?.stop()
         fleet?.stop()
         alerts?.flush(waitSeconds: 5)

@@ -34,6 +34,9 @@ final class Uplink: @unchecked Sendable {
     static let heartbeatInterval = 30.0
     /// A spool file larger than this is not a batch of ours.
     static let maxSpoolFileBytes = ReportProtocol.maxBodyBytes + 4096
+    /// Sealed batches waiting for the spool writer at most (16,000 events, a few MB): a disk
+    /// that stalls for longer costs whole batches, counted as dropped, never capture time.
+    static let maxQueuedBatches = 32
 
     /// What became of the batches, since start: every event sealed ends up in one of these.
     typealias Counters = UplinkCounters
@@ -42,23 +45,27 @@ final class Uplink: @unchecked Sendable {
     /// The delivery thread's handle: batches and heartbeats share one connection.
     private let connection = CurlTransfer.Connection()
     private let key: Ed25519.PrivateKey
-    private let spoolDir: String
+    let spoolDir: String
     private let quarantineDir: String
-    private let sequencePath: String
-    private let maxSpoolBytes: Int
-    private let logger: Logger
+    let sequencePath: String
+    let maxSpoolBytes: Int
+    let logger: Logger
+    /// The spool writer (capture thread only: sealing and stopping hand it work).
+    lazy var writer = BoundedWorker<[ScanEvent]>(capacity: Self.maxQueuedBatches) { [unowned self] in spool($0) }
     // Capture thread only.
-    private var pending: [ScanEvent] = []
+    var pending: [ScanEvent] = []
     private var oldest: Int64 = 0
-    // Shared with the delivery thread, under `condition`.
-    private let condition = NSCondition()
-    private var sequence: UInt64
-    private var stopping = false
-    private var counts = Counters()
+    // Shared with the spool writer and the delivery thread, under `condition`.
+    let condition = NSCondition()
+    /// The writer queue was full (said once until it has room again).
+    var queueFullSaid = false
+    var sequence: UInt64
+    var stopping = false
+    var counts = Counters()
     private var heartbeatBody: [UInt8]? = nil
     private var heartbeatUrgent = false
     /// The sequence file could not be written (said once until it can again).
-    private var sequenceSaveFailed = false
+    var sequenceSaveFailed = false
     private var heartbeatSent: Date? = nil
     private var lastHeartbeatMillis: Int64 = 0
 
@@ -129,65 +136,15 @@ final class Uplink: @unchecked Sendable {
         if !pending.isEmpty, now - oldest >= Self.maxAgeNanos { seal() }
     }
 
+    /// Seals what is pending, waits until the writer has spooled every sealed batch, then
+    /// stops both threads.
     func stop() {
         seal()
+        writer.drainAndStop()
         condition.lock()
         stopping = true
         condition.broadcast()
         condition.unlock()
-    }
-
-    /// Numbers the pending events as the next batch and spools it (signed when sent).
-    private func seal() {
-        guard !pending.isEmpty else { return }
-        let body = ReportProtocol.body(events: pending)
-        let count = pending.count
-        pending.removeAll(keepingCapacity: true)
-        condition.lock()
-        defer { condition.broadcast(); condition.unlock() }
-        counts.sealedBatches += 1
-        counts.sealedEvents += count
-        do {
-            guard body.count + 64 <= maxSpoolBytes else {
-                throw FirewallError("one batch (\(body.count) bytes) is larger than SPOOL_MAX_MB")
-            }
-            makeRoom(for: body.count + 64)
-            sequence += 1
-            // The batch first, then the sequence: a crash between the two leaves a spooled
-            // batch whose number the next start reads from the spool, never a reused number.
-            try AtomicFile.write(Self.spoolFile(events: count, body: body), to: spoolDir + "/" + Self.name(sequence))
-        } catch {
-            logger.error("Cannot spool a batch of \(count) events for the controller: \(error); they are counted as dropped")
-            counts.droppedBatches += 1
-            counts.droppedEvents += count
-            return
-        }
-        // The batch is spooled. If its number cannot be saved (a full disk), the next start
-        // still reads it from the spool's file names: log, but nothing is lost.
-        do {
-            try AtomicFile.write(Data("\(sequence)".utf8), to: sequencePath)
-            sequenceSaveFailed = false
-        } catch {
-            if !sequenceSaveFailed { logger.warning("Cannot save \(sequencePath) (\(error)); the spool's file names keep the numbering") }
-            sequenceSaveFailed = true
-        }
-    }
-
-    /// Drops the oldest spooled batches until `bytes` more fit under the bound (under `condition`).
-    private func makeRoom(for bytes: Int) {
-        var files = Self.spooled(spoolDir)
-        var total = files.reduce(0) { $0 + Self.size(spoolDir + "/" + $1) }
-        while total + bytes > maxSpoolBytes, let first = files.first {
-            let path = spoolDir + "/" + first
-            let size = Self.size(path)
-            let events = Self.read(path)?.events ?? 0
-            unlink(path)
-            files.removeFirst()
-            total -= size
-            counts.droppedBatches += 1
-            counts.droppedEvents += events
-            logger.error("Spool full (\(maxSpoolBytes >> 20) MiB): dropped the oldest batch (\(events) events, \(counts.droppedEvents) dropped in all)")
-        }
     }
 
     // MARK: delivery thread

@@ -1,5 +1,6 @@
 import Logging
 import PortsentryShared
+import SensorCore
 
 /// Decides what to do about an actionable event and does it, then records the outcome in
 /// the event's `noblock`/`blocked` fields before the line is written, as Portsentry does.
@@ -27,6 +28,10 @@ final class Responder {
     private(set) var counters = Counters()
     /// Told about what deserves an alert beyond single events (breaker opened, failures).
     var onNotice: ((String) -> Void)? = nil
+    /// Live: the KILL_* actions run here, off the capture thread. Nil (replay, tests): inline.
+    let commandQueue: CommandQueue?
+    /// Hosts whose KILL_* actions are queued or running: not queued twice.
+    private var commandsInFlight: Set<IPAddress> = []
 
     struct Counters: Sendable {
         var blocked: UInt64 = 0
@@ -44,8 +49,10 @@ final class Responder {
     private let readsHostState: Bool
 
     init(config: SensorConfig, firewall: (any FirewallBackend)?, blocks: BlockTable,
-         commandBlocks: BlockedHosts? = nil, readsHostState: Bool = true, logger: Logger = Diagnostics.logger) {
+         commandBlocks: BlockedHosts? = nil, commandQueue: CommandQueue? = nil, readsHostState: Bool = true,
+         logger: Logger = Diagnostics.logger) {
         self.config = config
+        self.commandQueue = commandQueue
         self.readsHostState = readsHostState
         self.firewall = firewall
         self.blocks = blocks
@@ -81,33 +88,37 @@ final class Responder {
     /// `now` is wall-clock seconds (block expiry survives restarts). `quiet` leaves out the
     /// per-event lines ("already blocked", 1.2's "Ignoring ... response"): the output
     /// limiter did not admit this event's lines, so a flood cannot flood the log through them.
-    func respond(to event: inout ScanEvent, now: Int64, quiet: Bool = false) {
-        guard event.isActionable else { return }
+    /// True when the event's KILL_* actions went to the worker: its outcome, and so the
+    /// event's line, come from `collectCommandResults` once they have run (Portsentry writes
+    /// the line after its actions, and the line says whether they worked).
+    @discardableResult
+    func respond(to event: inout ScanEvent, now: Int64, quiet: Bool = false) -> Bool {
+        guard event.isActionable else { return false }
         let source = event.source
         let ip = source.description
 
         if let reason = protected.reason(for: source) {
             markProtected(&event, reason: reason, now: now)
-            return
+            return false
         }
         let mode = event.proto == .tcp ? config.blockTCP : config.blockUDP
         if mode == .logOnly {
             event.noblock = .yes
             event.blocked = .no
             if legacy12, !quiet { logger.notice("attackalert: Ignoring \(event.proto) response per configuration file setting.") }
-            return
+            return false
         }
         // About to act: is the source an admin's session peer right now?
         if let (_, reason) = protection(covering: IPPrefix(host: source)) {
             markProtected(&event, reason: reason, now: now)
-            return
+            return false
         }
         event.noblock = .no
         // What this mode asks for, and what is already done for this host.
         let wantsNative = mode == .block && config.nativeFirewall != .none
         let wantsCommands = mode == .runCommandOnly || (mode == .block && config.hasKillActions)
         let runNative = wantsNative && blocks.covering(source, now: now) == nil
-        let runCommands = wantsCommands && !commandBlocks.contains(source)
+        let runCommands = wantsCommands && !commandBlocks.contains(source) && !commandsInFlight.contains(source)
         if !runNative, !runCommands {
             if !quiet {
                 if legacy12, event.kind == .connect {
@@ -118,7 +129,7 @@ final class Responder {
             }
             counters.alreadyBlocked += 1
             event.blocked = .yes
-            return
+            return false
         }
         let (allowed, transition) = breaker.request(now: now)
         if transition == .opened {
@@ -130,9 +141,13 @@ final class Responder {
         guard allowed else {
             counters.breakerRefused += 1
             event.blocked = .no
-            return
+            return false
         }
-        event.blocked = TriState(dispose(event, mode: mode, native: runNative, commands: runCommands, now: now))
+        guard let done = dispose(event, mode: mode, native: runNative, commands: runCommands, now: now, report: !quiet) else {
+            return true
+        }
+        event.blocked = TriState(done)
+        return false
     }
 
     private func markProtected(_ event: inout ScanEvent, reason: ProtectedAddresses.Reason, now: Int64) {
@@ -151,96 +166,92 @@ final class Responder {
         }
     }
 
-    /// What one DisposeTarget did: whether anything was tried, whether anything worked, and
-    /// whether a KILL_* action worked (those are remembered for good in BLOCKED_FILE).
-    private struct Disposal {
-        var attempted = false
-        var succeeded = false
-        var commandSucceeded = false
-
-        mutating func commandWorked() {
-            succeeded = true
-            commandSucceeded = true
-        }
-    }
-
     /// Portsentry's DisposeTarget, for the parts not yet done for this host: the native
-    /// block and/or the KILL_* actions. True if any action succeeded.
-    private func dispose(_ event: ScanEvent, mode: SensorConfig.BlockMode, native: Bool, commands: Bool, now: Int64) -> Bool {
-        let ip = event.source.description
-        var done = Disposal()
-        let runFirst = config.killRunCmdFirst
-        if commands, let cmd = config.killRunCmd, runFirst || mode == .runCommandOnly {
-            runCommand(cmd, for: event, &done) { "External command run for host: \(ip) using command: \"\($0)\"" }
-        }
+    /// block and/or the KILL_* actions. True if any action succeeded; nil when the outcome is
+    /// not known yet (the KILL_* actions went to the worker and no native block was tried).
+    private func dispose(_ event: ScanEvent, mode: SensorConfig.BlockMode, native: Bool, commands: Bool, now: Int64,
+                         report: Bool) -> Bool? {
+        let kill = KillActions(config: config, logger: logger)
+        var done = KillActions.Outcome()
+        var queued = false
+        if commands, commandQueue == nil { merge(kill.run(.beforeNative, for: event, mode: mode), into: &done) }
         var nativeBlock: Block? = nil
         if native {
             nativeBlock = blockNatively(event, now: now, attempted: &done.attempted, succeeded: &done.succeeded)
         }
-        if mode == .block, commands {
-            if let line = config.killHostsDeny { addToHostsDeny(line, for: event, &done) }
-            if let route = config.killRoute {
-                runCommand(route, for: event, &done) { "Host \(ip) has been blocked via dropped route using command: \"\($0)\"" }
+        if commands {
+            if let commandQueue {
+                var held = event
+                held.blocked = native ? TriState(done.succeeded) : .unset
+                queued = commandQueue.submit(.init(event: held, report: report) {
+                    var outcome = kill.run(.beforeNative, for: event, mode: mode)
+                    let rest = kill.run(.afterNative, for: event, mode: mode)
+                    (outcome.attempted, outcome.succeeded) = (outcome.attempted || rest.attempted, outcome.succeeded || rest.succeeded)
+                    outcome.failures += rest.failures
+                    return outcome
+                })
+                if queued {
+                    commandsInFlight.insert(event.source)
+                } else {
+                    counters.failures += 1
+                    logger.error("attackalert: KILL_* actions for \(event.source) not run: \(CommandQueue.capacity) commands are already waiting (the commands are slower than the blocks asked of them)")
+                }
+            } else {
+                merge(kill.run(.afterNative, for: event, mode: mode), into: &done)
             }
-            if let cmd = config.killRunCmd, !runFirst {
-                runCommand(cmd, for: event, &done) { "External command run for host: \(ip) using command: \"\($0)\"" }
-            }
+        }
+        if done.succeeded, let nativeBlock { try? blocks.insert(nativeBlock) }
+        if queued {
+            // The rest comes with the KILL_* outcome (`collectCommandResults`).
+            counters.failures += UInt64(done.failures)
+            if done.succeeded { counters.blocked += 1 }
+            return nil
         }
         guard done.attempted else { return false }
-        if done.succeeded {
-            counters.blocked += 1
-            // Remembered so that nothing is done twice: the native block until it expires,
-            // the KILL_* actions for good (Portsentry's BLOCKED_FILE).
-            if let nativeBlock { try? blocks.insert(nativeBlock) }
-            if done.commandSucceeded { commandBlocks.add(event) }
-        } else {
-            logger.error("attackalert: Error during target dispose \(ip)/\(ip)!")
-            onNotice?("Could not block \(ip): every configured action failed (see the log)")
-        }
+        settle(event, done, commandsRan: commands)
         return done.succeeded
     }
 
-    /// KILL_ROUTE or KILL_RUN_CMD with $TARGET$, $PORT$ and $MODE$ filled in, under KILL_TIMEOUT.
-    private func runCommand(_ template: String, for event: ScanEvent, _ done: inout Disposal, describe: (String) -> String) {
-        let ip = event.source.description
-        done.attempted = true
-        let cmd = template.replacingAll("$TARGET$", with: ip).replacingAll("$PORT$", with: "\(event.port)")
-            .replacingAll("$MODE$", with: event.kind == .connect ? "connect" : "stealth")
-        if config.dryRun {
-            logger.notice("attackalert: [dry run] \(describe(cmd))")
-            done.commandWorked()
-            return
-        }
-        let result = CommandRunner.shell(cmd, timeoutSeconds: config.killTimeout)
-        if result.succeeded {
-            logger.notice("attackalert: \(describe(cmd))")
-            done.commandWorked()
+    private func merge(_ o: KillActions.Outcome, into done: inout KillActions.Outcome) {
+        done.attempted = done.attempted || o.attempted
+        done.succeeded = done.succeeded || o.succeeded
+        done.failures += o.failures
+    }
+
+    /// Counts one DisposeTarget's outcome and remembers what worked: the native block until
+    /// it expires, the KILL_* actions for good (Portsentry's BLOCKED_FILE).
+    private func settle(_ event: ScanEvent, _ done: KillActions.Outcome, commandsRan: Bool) {
+        counters.failures += UInt64(done.failures)
+        if done.succeeded {
+            counters.blocked += 1
+            if commandsRan { commandBlocks.add(event) }
         } else {
-            counters.failures += 1
-            logger.error("attackalert: command for host \(ip) failed (\(result.summary)): \"\(cmd)\"\(result.stderr.isEmpty ? "" : ": \(result.stderr)")")
+            let ip = event.source.description
+            logger.error("attackalert: Error during target dispose \(ip)/\(ip)!")
+            onNotice?("Could not block \(ip): every configured action failed (see the log)")
         }
     }
 
-    /// KILL_HOSTS_DENY: the line, with $TARGET$ (IPv6 in brackets) and $PORT$, added once.
-    private func addToHostsDeny(_ line: String, for event: ScanEvent, _ done: inout Disposal) {
-        let ip = event.source.description
-        done.attempted = true
-        let text = line.replacingAll("$TARGET$", with: event.source.isIPv4 ? ip : "[\(ip)]")
-            .replacingAll("$PORT$", with: "\(event.port)")
-        if config.dryRun {
-            logger.notice("attackalert: [dry run] Host \(ip) has been blocked via wrappers with string: \"\(text)\"")
-            done.commandWorked()
-            return
-        }
-        do {
-            switch try HostsDenyFile.add(line: text, to: config.hostsDenyFile) {
-            case .added: logger.notice("attackalert: Host \(ip) has been blocked via wrappers with string: \"\(text)\"")
-            case .alreadyPresent: logger.notice("Host \(ip) already in hosts.deny file, skipping.")
+    /// The events whose KILL_* actions the worker finished since the last call, each with
+    /// its final `blocked` (a native block or any action worked), and whether its line is to
+    /// be written (the output limiter admitted it). Capture thread.
+    func collectCommandResults() -> [(event: ScanEvent, report: Bool)] {
+        guard let commandQueue else { return [] }
+        return commandQueue.completed().map { finished in
+            var event = finished.event
+            let nativeWorked = event.blocked == .yes
+            commandsInFlight.remove(event.source)
+            counters.failures += UInt64(finished.outcome.failures)
+            if finished.outcome.succeeded {
+                commandBlocks.add(event)
+                if !nativeWorked { counters.blocked += 1 }
+            } else if finished.outcome.attempted, !nativeWorked {
+                let ip = event.source.description
+                logger.error("attackalert: Error during target dispose \(ip)/\(ip)!")
+                onNotice?("Could not block \(ip): every configured action failed (see the log)")
             }
-            done.commandWorked()
-        } catch {
-            counters.failures += 1
-            logger.error("attackalert: cannot block \(ip) via wrappers: \(error.description)")
+            event.blocked = TriState(nativeWorked || finished.outcome.succeeded)
+            return (event, finished.report)
         }
     }
 
